@@ -1,0 +1,40 @@
+# ganrun — the whole set-up is `make train` or `make test`: each creates the virtual
+# environment (.venv) and installs the package with its dependencies when they are missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: help install train test test-fast lint tb clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install ganrun with its dependencies
+
+train: $(STAMP)  ## train the default experiment (extra overrides: make train ARGS="train.steps=100")
+	$(BIN)/ganrun train $(ARGS)
+
+test: $(STAMP)  ## run the whole test suite, the slow end-to-end tests included
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)  ## the test suite without the slow end-to-end tests
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)  ## ruff over the package, tests and scripts
+	$(BIN)/ruff check src tests scripts
+
+tb: $(STAMP)  ## TensorBoard on http://127.0.0.1:6006 over outputs/ and multirun/ (LOGDIR=...)
+	$(BIN)/tensorboard --logdir $(or $(LOGDIR),outputs) --host 127.0.0.1 --port 6006
+
+clean:  ## remove caches (keeps .venv and run directories)
+	rm -rf .pytest_cache .ruff_cache build src/*.egg-info
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

@@ -1,0 +1,115 @@
+"""Config → objects. The only module (with `cli.py`) that sees a Hydra config and the only
+caller of `hydra.utils.instantiate`: Hydra's `_target_` is ganrun's registry.
+
+Everything returned here is plain Python/Keras, typed, and checked: a bad value raises a
+`GanrunError` with one sentence naming the fix, before any training starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+import keras
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ganrun.data.images import ImageData
+from ganrun.data.spec import DataSpec
+from ganrun.errors import ConfigError, GanrunError
+from ganrun.models.image import pixel_range
+from ganrun.train import AdversarialTrainer, TrainOptions
+
+
+def _instantiate(node: DictConfig, where: str, **objects):
+    """`instantiate(node)(**objects)` with errors turned into one sentence naming the node.
+
+    Objects (a DataSpec, say) are passed to the built partial rather than to `instantiate`,
+    which would merge them into the config and turn them into dicts.
+    """
+    try:
+        if not objects:
+            return instantiate(node, _convert_="all")
+        return instantiate(node, _partial_=True, _convert_="all")(**objects)
+    except TypeError as exc:  # a misspelt or unknown argument name in a YAML file
+        raise ConfigError(f"{where} could not be built ({exc}); fix the {where} settings "
+                          "(ganrun train --cfg job shows them).") from None
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, GanrunError):
+            raise cause from None
+        reason = str(cause) if cause is not None else str(exc).splitlines()[-1]
+        raise ConfigError(f"{where} could not be built ({reason}); fix the {where} "
+                          "settings (ganrun train --cfg job shows them).") from None
+
+
+def train_options(node: DictConfig) -> TrainOptions:
+    """The `train:` node as a checked TrainOptions; unknown keys are an error."""
+    values = OmegaConf.to_container(node, resolve=True)
+    known = {field.name for field in dataclasses.fields(TrainOptions)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown train option(s) {unknown}; known: {sorted(known)}.")
+    return TrainOptions(**values)
+
+
+def data(cfg: DictConfig) -> ImageData:
+    """Load the dataset named by `cfg.data` (returns data with its DataSpec)."""
+    return _instantiate(cfg.data, "data")
+
+
+def generator(cfg: DictConfig, spec: DataSpec) -> keras.Model:
+    """The generator of `cfg.model` for data described by `spec`."""
+    return _instantiate(cfg.model.generator, "model.generator", spec=spec,
+                        latent_dim=cfg.model.latent_dim)
+
+
+def discriminator(cfg: DictConfig, spec: DataSpec) -> keras.Model:
+    return _instantiate(cfg.model.discriminator, "model.discriminator", spec=spec)
+
+
+def generator_pixel_range(cfg: DictConfig) -> tuple[float, float]:
+    """(low, high) of the generator's output, from its output activation."""
+    return pixel_range(cfg.model.generator.get("output_activation", "tanh"))
+
+
+def optimizer(cfg: DictConfig, which: str) -> keras.optimizers.Optimizer:
+    """`cfg.optimizer.<which>` (generator or discriminator), with a positive learning rate."""
+    node = cfg.optimizer[which]
+    rate = node.get("learning_rate")
+    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or rate <= 0:
+        raise ConfigError(f"optimizer.{which}.learning_rate={rate!r} must be a positive number.")
+    return _instantiate(node, f"optimizer.{which}")
+
+
+def loss(cfg: DictConfig):
+    """The loss function `(real_logits, fake_logits) -> (d_loss, g_loss)` and its name."""
+    return _instantiate(cfg.loss, "loss"), cfg.loss._target_.rsplit(".", 1)[-1]
+
+
+def trainer(cfg: DictConfig, dataset: ImageData) -> AdversarialTrainer:
+    """Models, optimizers, loss and options → an AdversarialTrainer ready to `fit`."""
+    options = train_options(cfg.train)
+    keras.utils.set_random_seed(options.seed)  # initial weights depend on the seed only
+    loss_fn, _ = loss(cfg)
+    return AdversarialTrainer(
+        generator(cfg, dataset.spec), discriminator(cfg, dataset.spec),
+        optimizer(cfg, "generator"), optimizer(cfg, "discriminator"), loss_fn,
+        dataset.x_train, generator_pixel_range(cfg), options)
+
+
+def experiment_fingerprint(cfg: DictConfig, spec: DataSpec) -> str:
+    """A hash of what a checkpoint's meaning depends on (data, model, loss, optimizer type).
+
+    Resuming with different step counts, logging or learning rates is fine; resuming with
+    another model or dataset is not.
+    """
+    parts = {
+        "data": [spec.kind, spec.name, list(spec.shape), spec.num_classes, spec.num_examples],
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "loss": OmegaConf.to_container(cfg.loss, resolve=True),
+        "optimizers": {k: cfg.optimizer[k]._target_ for k in ("generator", "discriminator")},
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]

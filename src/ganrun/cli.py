@@ -1,0 +1,128 @@
+"""`ganrun <command> [hydra overrides]`: the command line.
+
+Commands:
+  train   compose configs/train.yaml with the overrides and train (see `ganrun train --help`)
+  sample  draw images from a run's latest checkpoint (`ganrun sample run=<dir> n=64 out=x.png`)
+
+Hydra parses the overrides and owns the run directory; this module (with `build.py`) is the
+only place that sees a Hydra config. Exit codes: 0 done, 2 a problem in the config or the data
+(one sentence on stderr naming the fix, before any training starts), 1 anything else.
+TensorFlow is imported only once a command runs, so `--help` answers at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from ganrun.errors import GanrunError
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+USAGE = __doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1]
+EXIT_USAGE = 2
+
+log = logging.getLogger("ganrun")
+_task_started = False  # tells a Hydra composition error (exit 2) from a failed task (exit 1)
+
+
+def _guarded(task):
+    """Run `task()`; a GanrunError becomes one line on stderr and exit code 2 (or 1 for a
+    diverged run). In a multirun the error is re-raised so Hydra records the failed job."""
+    global _task_started
+    _task_started = True
+    from ganrun.train import TrainingDiverged  # noqa: PLC0415 (TensorFlow loads here)
+
+    try:
+        return task()
+    except GanrunError as exc:
+        log.error("ganrun: error: %s", exc)
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        sys.exit(1 if isinstance(exc, TrainingDiverged) else EXIT_USAGE)
+
+
+def train_from_config(cfg: DictConfig, run_dir: Path) -> dict:
+    """Build everything `cfg` names and train into `run_dir`; returns the final metrics.
+
+    Every config value is checked (and the data loaded) before anything is written. A run
+    directory that already holds checkpoints is resumed, but only by the same experiment.
+    """
+    from ganrun import build
+    from ganrun.data.spec import DataSpec
+    from ganrun.fit import fit
+
+    run_dir = Path(run_dir)
+    build.train_options(cfg.train)  # bad options fail before the data is loaded
+    dataset = build.data(cfg)
+    trainer = build.trainer(cfg, dataset)
+    saved_config, saved_spec = run_dir / "experiment.yaml", run_dir / "data_spec.json"
+    has_checkpoint = (run_dir / "checkpoints" / "checkpoint").is_file()
+    if has_checkpoint and saved_config.is_file() and saved_spec.is_file():
+        before = build.experiment_fingerprint(OmegaConf.load(saved_config),
+                                              DataSpec.from_json(saved_spec))
+        if before != build.experiment_fingerprint(cfg, dataset.spec):
+            raise GanrunError(
+                f"{run_dir} holds checkpoints of a different experiment (data, model, loss or "
+                f"optimizer differ from {saved_config}); train into a new hydra.run.dir.")
+    elif not has_checkpoint:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, saved_config, resolve=True)
+        dataset.spec.to_json(saved_spec)
+    log.info("Run directory: %s", run_dir.resolve())
+    _, loss_name = build.loss(cfg)
+    metrics = fit(trainer, run_dir, OmegaConf.to_yaml(cfg, resolve=True), loss_name)
+    log.info("Run directory: %s (tensorboard --logdir %s)", run_dir.resolve(), run_dir / "tb")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def _train(cfg: DictConfig):
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    return _guarded(lambda: train_from_config(cfg, run_dir))
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="sample")
+def _sample(cfg: DictConfig):
+    from ganrun.sample import sample_to_file
+
+    def task():
+        out = sample_to_file(Path(cfg.run), int(cfg.n), cfg.out and Path(cfg.out), int(cfg.seed))
+        print(f"Wrote {cfg.n} samples to {out}")
+
+    return _guarded(task)
+
+
+COMMANDS = {"train": _train, "sample": _sample}
+
+
+def main() -> None:
+    """Entry point of the `ganrun` console script."""
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help", "help"):
+        print(USAGE)
+        sys.exit(0 if len(sys.argv) >= 2 else EXIT_USAGE)
+    command = sys.argv[1]
+    if command not in COMMANDS:
+        print(f"ganrun: error: unknown command {command!r}; use one of "
+              f"{', '.join(COMMANDS)} (ganrun --help).", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    # Hide TensorFlow's C++ warnings (e.g. XLA's "Ignoring Assert operator"); errors still show.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.argv = [f"ganrun {command}", *sys.argv[2:]]
+    try:
+        COMMANDS[command]()
+    except SystemExit as exc:
+        # Hydra exits 1 on a bad override or an unknown config option, before the task runs.
+        if exc.code == 1 and not _task_started:
+            sys.exit(EXIT_USAGE)
+        raise
+
+
+if __name__ == "__main__":
+    main()

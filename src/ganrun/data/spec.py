@@ -1,0 +1,43 @@
+"""The data's interface to the models: one small frozen record that builders read.
+
+Shapes, channel counts, class counts and vocabulary sizes live here and nowhere else, so they
+never appear twice in the YAML (NVlabs/edm `interface_kwargs`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """What a model builder needs to know about the data.
+
+    Attributes:
+      kind: "image" (more kinds, e.g. "text", arrive with their loaders).
+      name: short dataset name for logs and metric definitions, e.g. "mnist".
+      shape: one example's shape; for images (height, width, channels).
+      num_classes: number of labels, 0 for unlabelled data.
+      num_examples: size of the training split.
+      source: where the data came from (file path and SHA-256, or "generated"), for
+        metric definitions.
+    """
+
+    kind: str
+    name: str
+    shape: tuple[int, ...]
+    num_classes: int
+    num_examples: int
+    source: str
+
+    def to_json(self, path: str | Path) -> None:
+        """Write the spec so `ganrun sample` can rebuild the models without the data."""
+        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> DataSpec:
+        fields = json.loads(Path(path).read_text())
+        fields["shape"] = tuple(fields["shape"])
+        return cls(**fields)

@@ -1,0 +1,177 @@
+"""The host side of training: resume, call the compiled steps, log, sample, checkpoint.
+
+`fit(trainer, run_dir)` owns everything that is written into a run directory during training:
+`checkpoints/`, `tb/`, `samples/`, `generator.keras` and `metrics.json`. The host acts only
+between compiled calls; a call runs up to `steps_per_call` steps and stops early at the next
+step where something is due (a log line, a sample grid, a checkpoint, the end).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from ganrun import summaries
+from ganrun.checkpoints import Checkpoints
+from ganrun.train import METRIC_NAMES, AdversarialTrainer, TrainingDiverged, fixed_latents
+
+log = logging.getLogger(__name__)
+
+
+def steps_until_next_event(step: int, options) -> int:
+    """How many steps the next compiled call should run (1..steps_per_call)."""
+    due = [options.steps]
+    for every in (options.log_every, options.sample_every, options.checkpoint_every):
+        due.append((step // every + 1) * every)
+    return max(1, min(options.steps_per_call, min(due) - step))
+
+
+class MetricWindow:
+    """Step-weighted means of the compiled calls' metrics since the last log, and the
+    throughput of the calls that did not include tracing and compilation."""
+
+    def __init__(self):
+        self.sums, self.steps, self.timed_steps, self.timed_seconds = {}, 0, 0, 0.0
+
+    def add(self, metrics: dict[str, float], steps: int, seconds: float | None) -> None:
+        for name, value in metrics.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value * steps
+        self.steps += steps
+        if seconds is not None:
+            self.timed_steps += steps
+            self.timed_seconds += seconds
+
+    def means(self) -> dict[str, float]:
+        values = {name: total / self.steps for name, total in self.sums.items()}
+        if self.timed_seconds > 0:
+            values["perf/steps_per_sec"] = self.timed_steps / self.timed_seconds
+        return values
+
+
+def _check_finite(metrics: dict[str, float], step: int, checkpoints: Checkpoints) -> None:
+    bad = {name: value for name, value in metrics.items() if not math.isfinite(value)}
+    if bad:
+        last = checkpoints.paths()[-1] if checkpoints.paths() else "none"
+        raise TrainingDiverged(
+            f"training diverged in the steps ending at {step}: "
+            + ", ".join(f"{name} = {value}" for name, value in bad.items())
+            + f"; the last good checkpoint ({last}) is kept — lower the learning rates "
+            "(optimizer.*.learning_rate) or choose another loss before resuming."
+        )
+
+
+def _write_samples(trainer, latents, writer, run_dir: Path, step: int) -> None:
+    grid = summaries.image_grid(trainer.generate(latents))
+    summaries.write_png(run_dir / "samples" / f"step_{step:07d}.png", grid)
+    summaries.write_image(writer, "samples", grid, step)
+
+
+def _write_json(path: Path, content: dict) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(content, indent=2) + "\n")
+    temporary.replace(path)
+
+
+def _save_generator(generator, path: Path) -> None:
+    temporary = path.with_name("generator.tmp.keras")
+    generator.save(temporary)
+    temporary.replace(path)
+
+
+def _final_metrics(window: MetricWindow, whole_run: MetricWindow, trainer, step: int,
+                   wall_seconds: float, loss_name: str) -> dict:
+    options = trainer.options
+    averaged = f"mean over the last {window.steps} steps of training (batch {options.batch_size})"
+    definitions = {
+        "loss/d": f"discriminator loss ({loss_name}), {averaged}",
+        "loss/g": f"generator loss ({loss_name}), {averaged}",
+        "logits/real": f"mean discriminator logit on real training images, {averaged}",
+        "logits/fake": f"mean discriminator logit on generated images, {averaged}",
+        "perf/steps_per_sec": "adversarial steps per second of this process, excluding its "
+                              "first compiled call (tracing and compilation)",
+    }
+    values = window.means()
+    values.pop("perf/steps_per_sec", None)
+    values.update({k: v for k, v in whole_run.means().items() if k.startswith("perf/")})
+    return {
+        "step": step,
+        "wall_time_s": {"value": round(wall_seconds, 2),
+                        "definition": "wall time of this process's training loop, seconds"},
+        **{name: {"value": values[name], "definition": definitions[name]}
+           for name in (*METRIC_NAMES, "perf/steps_per_sec") if name in values},
+    }
+
+
+def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
+        loss_name: str = "") -> dict:
+    """Train until `trainer.options.steps`, resuming from `run_dir/checkpoints` if present.
+
+    Returns the contents written to `run_dir/metrics.json`.
+    """
+    options, run_dir = trainer.options, Path(run_dir)
+    checkpoints = Checkpoints(trainer.checkpoint, run_dir / "checkpoints", options.keep_checkpoints)
+    restored = checkpoints.restore_latest()
+    step = int(trainer.step.numpy())
+    if restored:
+        log.info("Resumed from %s at step %d.", restored, step)
+    if step >= options.steps:
+        log.info("The run is at step %d, which is train.steps=%d already; raise train.steps "
+                 "to train further.", step, options.steps)
+        metrics_path = run_dir / "metrics.json"
+        return json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    writer = tf.summary.create_file_writer(str(run_dir / "tb"))
+    if config_text:
+        summaries.write_text(writer, "config", f"```\n{config_text}\n```", step)
+    latents = fixed_latents(options.sample_grid, trainer.latent_dim, options.seed)
+    log.info("Training from step %d to %d (batch %d, %d steps per compiled call, XLA %s).",
+             step, options.steps, options.batch_size, options.steps_per_call,
+             "on" if trainer.jit_compile else "off")
+    progress = keras.utils.Progbar(options.steps, interval=0.5, unit_name="step",
+                                   stateful_metrics=list(METRIC_NAMES)) \
+        if sys.stdout.isatty() else None
+    started, first_call = time.perf_counter(), True
+    window, last_window, whole_run = MetricWindow(), None, MetricWindow()
+    while step < options.steps:
+        count = steps_until_next_event(step, options)
+        call_started = time.perf_counter()
+        metrics = {name: float(value)
+                   for name, value in trainer.train_steps(tf.constant(count, tf.int32)).items()}
+        seconds = time.perf_counter() - call_started
+        if first_call:
+            log.info("First compiled call (tracing, compilation and %d steps): %.1f s.",
+                     count, seconds)
+        step += count
+        _check_finite(metrics, step, checkpoints)
+        for accumulator in (window, whole_run):
+            accumulator.add(metrics, count, None if first_call else seconds)
+        first_call = False
+        if progress:
+            progress.update(step, list(metrics.items()))
+        if step % options.log_every == 0 or step == options.steps:
+            values = window.means()
+            summaries.write_scalars(writer, values, step)
+            log.info("step %d/%d  %s", step, options.steps,
+                     "  ".join(f"{name} {value:.4g}" for name, value in values.items()))
+            last_window, window = window, MetricWindow()
+        if step % options.sample_every == 0 or step == options.steps:
+            _write_samples(trainer, latents, writer, run_dir, step)
+        if step % options.checkpoint_every == 0 or step == options.steps:
+            checkpoints.save(step)
+    writer.flush()
+    _save_generator(trainer.generator, run_dir / "generator.keras")
+    final = _final_metrics(last_window or window, whole_run, trainer, step,
+                           time.perf_counter() - started, loss_name)
+    _write_json(run_dir / "metrics.json", final)
+    log.info("Done at step %d in %.1f s; samples in %s.", step, time.perf_counter() - started,
+             run_dir / "samples")
+    return final
+
+
+

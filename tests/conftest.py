@@ -1,0 +1,55 @@
+"""Shared fixtures: the real config tree, shrunk, on fake in-memory data.
+
+`compose(*overrides)` loads configs/train.yaml exactly as `ganrun train` does, then applies
+TINY (few steps, small batch, fake data) and the test's own overrides.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = ROOT / "configs"
+TINY = [
+    "data=fake", "train.steps=4", "train.batch_size=8", "train.log_every=2",
+    "train.sample_every=4", "train.checkpoint_every=2", "train.steps_per_call=2",
+    "train.sample_grid=4",
+]
+
+
+def group_options(group: str) -> list[str]:
+    """The option names of a config group, from the files in configs/<group>/."""
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+@pytest.fixture
+def compose():
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    def _compose(*overrides: str, tiny: bool = True):
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return hydra_compose("train", overrides=[*(TINY if tiny else []), *overrides])
+
+    return _compose
+
+
+def run_ganrun(*args: str, timeout: float = 300, env: dict | None = None):
+    """Run the `ganrun` console script; returns the CompletedProcess (text, both streams)."""
+    script = Path(sys.executable).with_name("ganrun")
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    return subprocess.run([str(script), *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+def data_dir() -> Path | None:
+    """$GANRUN_DATA_DIR when it holds mnist.npz (CI points it at the shared data)."""
+    value = os.environ.get("GANRUN_DATA_DIR")
+    return Path(value) if value and (Path(value) / "mnist.npz").is_file() else None

@@ -1,0 +1,47 @@
+"""Every group option and every experiment composes, builds and trains a few steps."""
+
+import json
+import math
+
+import pytest
+
+from ganrun.cli import train_from_config
+from tests.conftest import group_options
+
+CASES = [f"{group}={option}" for group in ("model", "loss", "optimizer", "data")
+         for option in group_options(group) if option != "mnist"]
+CASES += [f"experiment={option}" for option in group_options("experiment")]
+
+
+@pytest.mark.parametrize("override", CASES)
+def test_option_trains_a_few_steps(compose, tmp_path, override):
+    cfg = compose(override)
+    metrics = train_from_config(cfg, tmp_path)
+    assert metrics["step"] == 4
+    for name in ("loss/d", "loss/g", "logits/real", "logits/fake"):
+        assert math.isfinite(metrics[name]["value"]), name
+        assert metrics[name]["definition"]
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk["step"] == 4
+    for name in ("generator.keras", "experiment.yaml", "data_spec.json", "train.log"):
+        if name != "train.log":  # train.log is Hydra's, written only by the CLI
+            assert (tmp_path / name).is_file(), name
+    assert sorted(p.name for p in (tmp_path / "samples").glob("*.png")) == ["step_0000004.png"]
+
+
+def test_the_default_experiment_is_the_dcgan_on_mnist(compose):
+    cfg = compose(tiny=False)
+    assert cfg.data._target_.endswith("load_mnist")
+    assert cfg.model.generator._target_.endswith("dcgan_generator")
+    assert cfg.loss._target_.endswith("nonsaturating")
+
+
+def test_seed_preset_is_the_seed_recipe(compose):
+    cfg = compose("experiment=seed", tiny=False)
+    assert cfg.model.generator.units == [256, 512]
+    assert cfg.model.discriminator.units == [512, 256]
+    assert cfg.model.generator.output_activation == "sigmoid"
+    assert cfg.loss._target_ == "ganrun.losses.minimax"
+    assert cfg.train.batch_size == 32
+    assert cfg.optimizer.generator.learning_rate == pytest.approx(2e-4)
+    assert cfg.optimizer.discriminator.beta_1 == pytest.approx(0.5)

@@ -1,0 +1,45 @@
+"""The default experiment on the real MNIST, briefly, through the CLI (slow: ~1 minute).
+
+Needs mnist.npz in $GANRUN_DATA_DIR (CI points it at the shared data); skipped otherwise.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
+
+from tests.conftest import data_dir, run_ganrun
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.skipif(data_dir() is None, reason="GANRUN_DATA_DIR does not hold mnist.npz")
+def test_default_experiment_learns_on_mnist(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_ganrun("train", "train.steps=600", "train.log_every=100",
+                        "train.sample_every=600", "train.checkpoint_every=600",
+                        f"hydra.run.dir={run_dir}", timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    accumulator = event_accumulator.EventAccumulator(
+        str(run_dir / "tb"), size_guidance={event_accumulator.TENSORS: 0})
+    accumulator.Reload()
+    series = {tag: [float(tf.make_ndarray(e.tensor_proto)) for e in accumulator.Tensors(tag)]
+              for tag in ("loss/d", "loss/g", "logits/real")}
+    assert len(series["loss/d"]) == 6
+    # The losses move: D starts near chance (2 log 2 = 1.386) and learns to separate.
+    assert abs(series["loss/d"][-1] - series["loss/d"][0]) > 0.02
+    assert series["logits/real"][-1] > 0.05
+    assert all(np.isfinite(v) for values in series.values() for v in values)
+
+    out = tmp_path / "samples.npz"
+    assert run_ganrun("sample", f"run={run_dir}", "n=64", f"out={out}").returncode == 0
+    images = np.load(out)["images"]
+    assert images.shape == (64, 28, 28)
+    # Not constant: images differ from one another, and each has dark background and ink.
+    assert images.std(axis=0).mean() > 0.05
+    assert (images.mean(axis=(1, 2)) < 0.5).all() and (images.max(axis=(1, 2)) > 0.5).all()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["step"] == 600 and metrics["perf/steps_per_sec"]["value"] > 0
