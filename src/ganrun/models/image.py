@@ -4,6 +4,16 @@ Conventions shared by every builder here:
   generator:      z float32 (B, latent_dim) ~ N(0, 1)  ->  images float32 (B, H, W, C) in the
                   range of its output activation: [0, 1] for "sigmoid", [-1, 1] for "tanh".
   discriminator:  images float32 (B, H, W, C) in that same range  ->  logits float32 (B, 1).
+  conditional (model.conditional=true, labelled data): the generator takes [z, labels] and
+                  concatenates a learned label embedding to z; the discriminator takes
+                  [images, labels] and adds a projection term <embed(y), features> to its
+                  logit (Miyato & Koyama 2018, arXiv:1802.05637). labels: int32 (B,).
+  spectral_norm:  discriminator layers wrapped in keras.layers.SpectralNormalization
+                  (Miyato et al. 2018, arXiv:1802.05957). Keras's layer divides the stored
+                  kernel by its power-iteration estimate of the largest singular value on
+                  every training call (a projection; no gradient flows through sigma, unlike
+                  the paper's reparameterisation); its vector `u` is a weight, so it is
+                  checkpointed.
 Discriminators have no batch normalisation, so real and fake batches may be evaluated
 together or apart with the same result. Models are functional Keras models made of stock
 layers only, so `generator.keras` loads in Keras's safe mode.
@@ -37,13 +47,52 @@ def _require_image(spec: DataSpec) -> tuple[int, int, int]:
     return spec.shape
 
 
+def _num_classes(spec: DataSpec, conditional: bool) -> int:
+    if conditional and spec.num_classes < 2:
+        raise ConfigError(f"model.conditional=true needs labelled data, but data '{spec.name}' "
+                          "has no class labels; set model.conditional=false or use labelled data.")
+    return spec.num_classes if conditional else 0
+
+
+def generator_inputs(spec: DataSpec, latent_dim: int, conditional: bool,
+                     embedding_dim: int = 32):
+    """(model inputs, the (B, latent_dim [+ embedding_dim]) tensor the generator starts from)."""
+    z = keras.Input((latent_dim,), name="z")
+    classes = _num_classes(spec, conditional)
+    if not classes:
+        return z, z
+    labels = keras.Input((), dtype="int32", name="label")
+    embedded = layers.Embedding(classes, embedding_dim, name="label_embedding")(labels)
+    return [z, labels], layers.Concatenate(name="z_and_label")([z, embedded])
+
+
+def sn(layer: layers.Layer, spectral_norm: bool) -> layers.Layer:
+    """`layer`, wrapped in Keras's SpectralNormalization when asked."""
+    return layers.SpectralNormalization(layer, name=f"{layer.name}_sn") if spectral_norm else layer
+
+
+def discriminator_head(images, features, spec: DataSpec, conditional: bool,
+                       spectral_norm: bool) -> keras.Model:
+    """features (B, F) -> one logit, plus the projection term for a conditional model."""
+    logits = sn(layers.Dense(1, name="logit"), spectral_norm)(features)
+    classes = _num_classes(spec, conditional)
+    if not classes:
+        return keras.Model(images, logits, name="discriminator")
+    labels = keras.Input((), dtype="int32", name="label")
+    embedded = sn(layers.Embedding(classes, features.shape[-1], name="class_embedding"),
+                  spectral_norm)(labels)
+    projection = layers.Dot(axes=1, name="projection")([embedded, features])
+    logits = layers.Add(name="logit_with_projection")([logits, projection])
+    return keras.Model([images, labels], logits, name="discriminator")
+
+
 def mlp_generator(spec: DataSpec, latent_dim: int, units: list[int], activation: str = "relu",
-                  output_activation: str = "sigmoid") -> keras.Model:
-    """Fully connected generator: z -> units... -> H*W*C -> image (the seed's 100→256→512→784)."""
+                  output_activation: str = "sigmoid", conditional: bool = False) -> keras.Model:
+    """Fully connected generator: z -> units... -> H*W*C -> image (the seed's 100→256→512→784).
+    `activation` is any Keras name: relu (the seed's), leaky_relu (slope 0.2), ..."""
     height, width, channels = _require_image(spec)
     pixel_range(output_activation)
-    z = keras.Input((latent_dim,), name="z")
-    x = z
+    z, x = generator_inputs(spec, latent_dim, conditional)
     for index, width_ in enumerate(units):
         x = layers.Dense(width_, activation=activation, name=f"dense_{index}")(x)
     x = layers.Dense(height * width * channels, activation=output_activation, name="pixels")(x)
@@ -51,18 +100,20 @@ def mlp_generator(spec: DataSpec, latent_dim: int, units: list[int], activation:
     return keras.Model(z, images, name="generator")
 
 
-def mlp_discriminator(spec: DataSpec, units: list[int], activation: str = "relu") -> keras.Model:
+def mlp_discriminator(spec: DataSpec, units: list[int], activation: str = "relu",
+                      spectral_norm: bool = False, conditional: bool = False) -> keras.Model:
     """Fully connected discriminator: image -> H*W*C -> units... -> 1 logit (784→512→256→1)."""
     images = keras.Input(_require_image(spec), name="image")
     x = layers.Flatten(name="flatten")(images)
     for index, width_ in enumerate(units):
-        x = layers.Dense(width_, activation=activation, name=f"dense_{index}")(x)
-    logits = layers.Dense(1, name="logit")(x)
-    return keras.Model(images, logits, name="discriminator")
+        x = sn(layers.Dense(width_, activation=activation, name=f"dense_{index}"),
+               spectral_norm)(x)
+    return discriminator_head(images, x, spec, conditional, spectral_norm)
 
 
 def dcgan_generator(spec: DataSpec, latent_dim: int, channels: list[int],
-                    kernel_size: int = 4, output_activation: str = "tanh") -> keras.Model:
+                    kernel_size: int = 4, output_activation: str = "tanh",
+                    conditional: bool = False) -> keras.Model:
     """DCGAN generator (Radford et al. 2015, arXiv:1511.06434), sized by the data.
 
     z -> Dense to (H/2^k, W/2^k, channels[0]) -> k stride-2 transposed convolutions, the
@@ -75,9 +126,9 @@ def dcgan_generator(spec: DataSpec, latent_dim: int, channels: list[int],
     if height % factor or width % factor:
         raise ConfigError(f"dcgan with {len(channels)} upsamplings needs image sides divisible "
                           f"by {factor}, got {height}x{width}; shorten model.generator.channels.")
-    z = keras.Input((latent_dim,), name="z")
+    z, x = generator_inputs(spec, latent_dim, conditional)
     x = layers.Dense(height // factor * width // factor * channels[0], use_bias=False,
-                     name="project")(z)
+                     name="project")(x)
     x = layers.BatchNormalization(name="project_bn")(x)
     x = layers.LeakyReLU(0.2, name="project_act")(x)
     x = layers.Reshape((height // factor, width // factor, channels[0]), name="reshape")(x)
@@ -91,7 +142,8 @@ def dcgan_generator(spec: DataSpec, latent_dim: int, channels: list[int],
     return keras.Model(z, images, name="generator")
 
 
-def dcgan_discriminator(spec: DataSpec, channels: list[int], kernel_size: int = 4) -> keras.Model:
+def dcgan_discriminator(spec: DataSpec, channels: list[int], kernel_size: int = 4,
+                        spectral_norm: bool = False, conditional: bool = False) -> keras.Model:
     """DCGAN discriminator without batch norm: stride-2 convolutions with LeakyReLU(0.2),
     flatten, one linear logit."""
     height, width, _ = _require_image(spec)
@@ -101,11 +153,11 @@ def dcgan_discriminator(spec: DataSpec, channels: list[int], kernel_size: int = 
     images = keras.Input(spec.shape, name="image")
     x = images
     for index, filters in enumerate(channels):
-        x = layers.Conv2D(filters, kernel_size, strides=2, padding="same", name=f"down_{index}")(x)
+        x = sn(layers.Conv2D(filters, kernel_size, strides=2, padding="same",
+                             name=f"down_{index}"), spectral_norm)(x)
         x = layers.LeakyReLU(0.2, name=f"down_{index}_act")(x)
     x = layers.Flatten(name="flatten")(x)
-    logits = layers.Dense(1, name="logit")(x)
-    return keras.Model(images, logits, name="discriminator")
+    return discriminator_head(images, x, spec, conditional, spectral_norm)
 
 
 def parameter_count(model: keras.Model) -> int:
