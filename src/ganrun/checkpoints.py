@@ -9,7 +9,10 @@ TensorFlow checkpoints (variables by object path).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
+import shutil
 from pathlib import Path
 
 import tensorflow as tf
@@ -45,7 +48,9 @@ class Checkpoints:
         for path in reversed(self.paths()):
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
-            except (tf.errors.OpError, ValueError, AssertionError) as exc:
+            # A truncated data file raises IndexError ("Read less bytes than requested").
+            except (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError,
+                    OSError) as exc:
                 failures.append(f"{Path(path).name}: {str(exc).splitlines()[0][:200]}")
                 log.warning("Checkpoint %s could not be restored (%s); trying an older one.",
                             path, failures[-1])
@@ -53,11 +58,38 @@ class Checkpoints:
             return path
         if failures:
             raise GanrunError(
-                f"no checkpoint in {self.directory} matches this experiment ({failures[0]}); "
-                "train into a new hydra.run.dir, or use the config the run was started with."
+                f"no checkpoint in {self.directory} can be restored into this experiment "
+                f"({failures[0]}); train into a new hydra.run.dir, or use the config the run "
+                "was started with."
             )
         return None
 
     def save(self, step: int) -> str:
-        """Write a checkpoint for `step` and return its path."""
-        return self.manager.save(checkpoint_number=step)
+        """Write a checkpoint for `step` and return its path.
+
+        A failed write (disk full, a file-size limit, permissions) removes its partial files
+        and raises GanrunError; the state file still names the previous checkpoint.
+        """
+        # A crash during an earlier save of this step (resume restarts before it) left these.
+        shutil.rmtree(self.directory / f"ckpt-{step}_temp", ignore_errors=True)
+        try:
+            return self.manager.save(checkpoint_number=step)
+        except (tf.errors.OpError, OSError) as exc:
+            self._remove_partial(step)
+            reason = (getattr(exc, "message", None) or str(exc)).splitlines()[0]
+            reason = re.sub(r"\{\{.*?\}\}\s*", "", reason)[-200:]  # drop TF's op name
+            previous = self.paths()[-1] if self.paths() else "none"
+            raise GanrunError(
+                f"could not write checkpoint ckpt-{step} in {self.directory} ({reason}); free "
+                f"disk space or fix the directory's permissions, then run the same command "
+                f"again to resume from the previous checkpoint ({previous}), which is intact."
+            ) from None
+
+    def _remove_partial(self, step: int) -> None:
+        """Delete the files of an unfinished `ckpt-<step>` that the state file does not list."""
+        prefix = str(self.directory / f"ckpt-{step}")
+        if prefix in self.paths():
+            return
+        for path in self.directory.glob(f"ckpt-{step}[._]*"):
+            with contextlib.suppress(OSError):  # best effort: the state file never names them
+                shutil.rmtree(path) if path.is_dir() else path.unlink()

@@ -37,10 +37,16 @@ def _guarded(task):
     diverged run). In a multirun the error is re-raised so Hydra records the failed job."""
     global _task_started
     _task_started = True
-    from ganrun.train import TrainingDiverged  # noqa: PLC0415 (TensorFlow loads here)
+    from ganrun.guard import TrainingStopped  # noqa: PLC0415 (TensorFlow loads here)
+    from ganrun.train import TrainingDiverged  # noqa: PLC0415
 
     try:
         return task()
+    except TrainingStopped as exc:  # SIGTERM / Ctrl-C: a checkpoint was written
+        log.warning("ganrun: %s", exc)
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        sys.exit(exc.exit_code)
     except GanrunError as exc:
         log.error("ganrun: error: %s", exc)
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
@@ -57,6 +63,7 @@ def train_from_config(cfg: DictConfig, run_dir: Path) -> dict:
     from ganrun import build
     from ganrun.data.spec import DataSpec
     from ganrun.fit import fit
+    from ganrun.guard import StopRequest
 
     run_dir = Path(run_dir)
     build.train_options(cfg.train)  # bad options fail before the data is loaded
@@ -77,7 +84,8 @@ def train_from_config(cfg: DictConfig, run_dir: Path) -> dict:
         dataset.spec.to_json(saved_spec)
     log.info("Run directory: %s", run_dir.resolve())
     _, loss_name = build.loss(cfg)
-    metrics = fit(trainer, run_dir, OmegaConf.to_yaml(cfg, resolve=True), loss_name)
+    with StopRequest():  # SIGTERM / Ctrl-C stop after the current compiled call
+        metrics = fit(trainer, run_dir, OmegaConf.to_yaml(cfg, resolve=True), loss_name)
     log.info("Run directory: %s (tensorboard --logdir %s)", run_dir.resolve(), run_dir / "tb")
     return metrics
 

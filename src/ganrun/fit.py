@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import sys
 import time
 from pathlib import Path
@@ -18,9 +17,9 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from ganrun import summaries
+from ganrun import guard, summaries
 from ganrun.checkpoints import Checkpoints
-from ganrun.train import METRIC_NAMES, AdversarialTrainer, TrainingDiverged, fixed_latents
+from ganrun.train import METRIC_NAMES, AdversarialTrainer, fixed_latents
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +52,6 @@ class MetricWindow:
         if self.timed_seconds > 0:
             values["perf/steps_per_sec"] = self.timed_steps / self.timed_seconds
         return values
-
-
-def _check_finite(metrics: dict[str, float], step: int, checkpoints: Checkpoints) -> None:
-    bad = {name: value for name, value in metrics.items() if not math.isfinite(value)}
-    if bad:
-        last = checkpoints.paths()[-1] if checkpoints.paths() else "none"
-        raise TrainingDiverged(
-            f"training diverged in the steps ending at {step}: "
-            + ", ".join(f"{name} = {value}" for name, value in bad.items())
-            + f"; the last good checkpoint ({last}) is kept — lower the learning rates "
-            "(optimizer.*.learning_rate) or choose another loss before resuming."
-        )
 
 
 def _write_samples(trainer, latents, writer, run_dir: Path, step: int) -> None:
@@ -138,6 +125,9 @@ def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
         if sys.stdout.isatty() else None
     started, first_call = time.perf_counter(), True
     window, last_window, whole_run = MetricWindow(), None, MetricWindow()
+    divergence = guard.DivergenceGuard(trainer, checkpoints, options.on_nonfinite,
+                                       options.max_rollbacks, options.rollback_lr_factor)
+    divergence.prepare(step)
     while step < options.steps:
         count = steps_until_next_event(step, options)
         call_started = time.perf_counter()
@@ -148,7 +138,10 @@ def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
             log.info("First compiled call (tracing, compilation and %d steps): %.1f s.",
                      count, seconds)
         step += count
-        _check_finite(metrics, step, checkpoints)
+        rolled_back_to = divergence.check(metrics, step)  # raises TrainingDiverged on "stop"
+        if rolled_back_to is not None:
+            step, window = rolled_back_to, MetricWindow()
+            continue
         for accumulator in (window, whole_run):
             accumulator.add(metrics, count, None if first_call else seconds)
         first_call = False
@@ -164,6 +157,8 @@ def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
             _write_samples(trainer, latents, writer, run_dir, step)
         if step % options.checkpoint_every == 0 or step == options.steps:
             checkpoints.save(step)
+        if guard.stop_requested():  # SIGTERM / Ctrl-C: checkpoint, flush, raise TrainingStopped
+            guard.stop_gracefully(checkpoints, writer, step, run_dir)
     writer.flush()
     _save_generator(trainer.generator, run_dir / "generator.keras")
     final = _final_metrics(last_window or window, whole_run, trainer, step,

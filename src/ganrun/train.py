@@ -46,6 +46,9 @@ class TrainOptions:
       d_steps: discriminator updates per generator update.
       keep_checkpoints: how many recent checkpoints to keep.
       sample_grid: number of images in the fixed-latent sample grid.
+      on_nonfinite: "stop" (raise TrainingDiverged) or "rollback" (restore the last good
+        checkpoint and multiply the learning rates by rollback_lr_factor, at most
+        max_rollbacks times) when a loss or weight becomes NaN or infinite; see ganrun.guard.
     """
 
     steps: int
@@ -59,11 +62,14 @@ class TrainOptions:
     d_steps: int = 1
     keep_checkpoints: int = 3
     sample_grid: int = 64
+    on_nonfinite: str = "stop"
+    max_rollbacks: int = 3
+    rollback_lr_factor: float = 0.5
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.name in ("seed", "jit_compile"):
+            if field.name in ("seed", "jit_compile", "on_nonfinite", "rollback_lr_factor"):
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"train.{field.name}={value!r} must be a positive integer.")
@@ -72,6 +78,13 @@ class TrainOptions:
         if self.jit_compile not in ("auto", True, False):
             raise ConfigError(f"train.jit_compile={self.jit_compile!r} must be auto, true or "
                               "false.")
+        if self.on_nonfinite not in ("stop", "rollback"):
+            raise ConfigError(f"train.on_nonfinite={self.on_nonfinite!r} must be stop or "
+                              "rollback.")
+        factor = self.rollback_lr_factor
+        if isinstance(factor, bool) or not isinstance(factor, int | float) or not 0 < factor < 1:
+            raise ConfigError(f"train.rollback_lr_factor={factor!r} must be a number between 0 "
+                              "and 1 (exclusive).")
 
 
 def resolve_jit_compile(setting: bool | str) -> bool:
