@@ -3,6 +3,7 @@
 Commands:
   train   compose configs/train.yaml with the overrides and train (see `ganrun train --help`)
   sample  draw images from a run's latest checkpoint (`ganrun sample run=<dir> n=64 out=x.png`)
+  report  a sweep's parameters vs final metrics: Markdown, CSV, PNG (`ganrun report <dir>`)
 
 Hydra parses the overrides and owns the run directory; this module (with `build.py`) is the
 only place that sees a Hydra config. Exit codes: 0 done, 2 a problem in the config or the data
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
@@ -48,10 +50,23 @@ def _guarded(task):
             raise
         sys.exit(exc.exit_code)
     except GanrunError as exc:
-        log.error("ganrun: error: %s", exc)
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            # The sweep goes on; Hydra reports the first failed job at the end of the batch.
+            log.error("ganrun: error in job %s: %s", HydraConfig.get().runtime.output_dir, exc)
             raise
+        log.error("ganrun: error: %s", exc)
         sys.exit(1 if isinstance(exc, TrainingDiverged) else EXIT_USAGE)
+
+
+
+class SweepComposed(Callback):
+    """Marks that a multirun's config composed: its jobs' tasks may run in other processes
+    (joblib, submitit), so a failure after this point is a failed job (exit 1), not a bad
+    override (exit 2)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        global _task_started
+        _task_started = True
 
 
 def train_from_config(cfg: DictConfig, run_dir: Path) -> dict:
@@ -93,7 +108,22 @@ def train_from_config(cfg: DictConfig, run_dir: Path) -> dict:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def _train(cfg: DictConfig):
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    return _guarded(lambda: train_from_config(cfg, run_dir))
+    return _guarded(lambda: _record_hparams(cfg, run_dir, train_from_config(cfg, run_dir)))
+
+
+def _record_hparams(cfg: DictConfig, run_dir: Path, metrics: dict) -> float | None:
+    """Write the run's TensorBoard HParams session; in a multirun, return the final value of
+    `objective.metric` for the sweeper (Optuna minimizes or maximizes it)."""
+    from ganrun import hparams
+
+    hydra_cfg = HydraConfig.get()
+    selected = hparams.selected_hparams(OmegaConf.to_container(cfg, resolve=True),
+                                        list(hydra_cfg.overrides.task),
+                                        OmegaConf.to_container(hydra_cfg.runtime.choices))
+    hparams.write(run_dir / "tb" / "hparams", selected, metrics, str(run_dir))
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        return hparams.objective(run_dir, metrics, cfg.objective.metric)
+    return None
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="sample")
@@ -107,7 +137,13 @@ def _sample(cfg: DictConfig):
     return _guarded(task)
 
 
-COMMANDS = {"train": _train, "sample": _sample}
+def _report():
+    from ganrun.report import main as report_main  # argparse, not Hydra: one positional dir
+
+    sys.exit(report_main(sys.argv[1:], prog=sys.argv[0]))
+
+
+COMMANDS = {"train": _train, "sample": _sample, "report": _report}
 
 
 def main() -> None:
