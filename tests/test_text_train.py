@@ -1,0 +1,174 @@
+"""Text GANs end to end on tiny data: every text option composes and trains a few steps, the
+two phases trace once each, resume is exact, XLA works, the oracle's NLL meets its entropy."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ganrun import build
+from ganrun.cli import train_from_config
+from ganrun.data.corpora import load_oracle
+from ganrun.data.oracle import random_oracle
+from ganrun.data.spec import DataSpec
+from ganrun.errors import ConfigError
+from ganrun.fit import fit
+from ganrun.models.text import LSTMGenerator
+from tests.conftest import data_dir, group_options
+
+SHRINK = ["model.generator.hidden_dim=16", "model.generator.embed_dim=8",
+          "model.discriminator.num_filters=8", "model.discriminator.embed_dim=8",
+          "model.discriminator.num_rep=2", "train.eval_every=4", "train.eval_n=20",
+          "train.eval_final_n=30"]
+ORACLE = ["data=oracle", "data.random_oracle_seed=0", "data.vocab_size=40",
+          "data.num_examples=64", "data.test_examples=32", "data.seq_len=6"]
+TEXT_MODELS = [option for option in group_options("model") if option in ("relgan",)]
+TEXT_EXPERIMENTS = ["coco_mle", "coco_relgan", "oracle_relgan"]
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    rng = random.Random(0)
+    words = ["a man", "the dog", "two cats", "a child"], ["rides", "eats", "sees"], \
+        ["a bike .", "the cake", "a red kite ."]
+    lines = [" ".join(rng.choice(part) for part in words) for _ in range(120)]
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _text(corpus, *extra):
+    return ["data=text", f"data.path={corpus}", "data.max_len=8", *extra]
+
+
+def _check_run(metrics, run_dir, steps=4):
+    assert metrics["step"] == steps
+    for name, entry in metrics.items():
+        if isinstance(entry, dict) and "value" in entry:
+            assert math.isfinite(entry["value"]), name
+            assert entry["definition"], name
+    assert (run_dir / "samples" / f"step_{steps:07d}.txt").is_file()
+    assert json.loads((run_dir / "data_spec.json").read_text())["kind"] == "text"
+    for n in (2, 3, 4, 5):
+        assert 0.0 <= metrics["eval"][f"bleu{n}"]["value"] <= 1.0
+
+
+@pytest.mark.parametrize("model", TEXT_MODELS)
+@pytest.mark.parametrize("loss", ["relativistic", "nonsaturating"])
+def test_text_model_trains_both_phases_on_a_file(compose, tmp_path, corpus, model, loss):
+    run = tmp_path / "run"
+    cfg = compose(*_text(corpus), f"model={model}", f"loss={loss}", "train.pretrain_steps=2",
+                  *SHRINK)
+    metrics = train_from_config(cfg, run)
+    _check_run(metrics, run)
+    assert "loss/d" in metrics and "gumbel/beta" in metrics  # the last window: adversarial
+    assert (run / "vocab.json").is_file()
+
+
+@pytest.mark.parametrize("experiment", TEXT_EXPERIMENTS)
+def test_text_experiments_train_a_few_steps(compose, tmp_path, corpus, experiment):
+    data = ORACLE if experiment.startswith("oracle") else _text(corpus)
+    cfg = compose(f"experiment={experiment}", *data, "train.steps=4", "train.pretrain_steps=2",
+                  "train.steps_per_call=2", "train.batch_size=8", "train.sample_grid=4",
+                  *SHRINK)
+    metrics = train_from_config(cfg, tmp_path)
+    _check_run(metrics, tmp_path)
+    if experiment.startswith("oracle"):
+        assert metrics["eval"]["nll_oracle"]["value"] > 0
+        assert metrics["eval"]["oracle_entropy"]["value"] > 0
+
+
+def test_mle_only_run_logs_only_the_mle_phase(compose, tmp_path, corpus):
+    cfg = compose(*_text(corpus), "experiment=coco_mle", "train.steps=4",
+                  "train.pretrain_steps=4", "train.batch_size=8", *SHRINK)
+    metrics = train_from_config(cfg, tmp_path)
+    assert "mle/nll" in metrics and "loss/d" not in metrics
+
+
+def _trainer(cfg):
+    return build.trainer(cfg, build.data(cfg))
+
+
+def _state(trainer):
+    variables = [*trainer.generator.variables, *trainer.discriminator.variables,
+                 *trainer.g_optimizer.variables, *trainer.d_optimizer.variables,
+                 *trainer.mle_optimizer.variables, trainer.step, trainer.rng.state]
+    return [np.asarray(v.numpy() if hasattr(v, "numpy") else v) for v in variables]
+
+
+def test_each_phase_traces_once_and_resume_is_exact(compose, tmp_path, corpus):
+    base = [*_text(corpus), "model=relgan", "loss=relativistic", "train.pretrain_steps=3",
+            "train.steps_per_call=3", "train.eval_every=0", "train.eval_final_n=0",
+            "model.gumbel.beta_max=1", *SHRINK]  # beta constant: independent of train.steps
+    straight = _trainer(compose(*base, "train.steps=9"))
+    fit(straight, tmp_path / "straight")
+    assert straight.mle_steps.experimental_get_tracing_count() == 1
+    assert straight.adversarial_steps.experimental_get_tracing_count() == 1
+    first = _trainer(compose(*base, "train.steps=5"))
+    fit(first, tmp_path / "resumed")
+    resumed = _trainer(compose(*base, "train.steps=9"))
+    fit(resumed, tmp_path / "resumed")
+    for a, b in zip(_state(straight), _state(resumed), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_xla_runs_both_phases(compose, tmp_path, corpus):
+    cfg = compose(*_text(corpus), "model=relgan", "train.pretrain_steps=2",
+                  "train.jit_compile=true", "train.eval_every=0", "train.eval_final_n=0",
+                  *SHRINK)
+    trainer = _trainer(cfg)
+    assert trainer.jit_compile
+    metrics = fit(trainer, tmp_path)
+    assert math.isfinite(metrics["loss/d"]["value"])
+
+
+def test_rollout_is_seeded_and_gumbel_softmax_sums_to_one():
+    generator = LSTMGenerator(vocab_size=11, max_len=5, embed_dim=4, hidden_dim=8)
+    ids, soft = generator.rollout(3, tf.constant([1, 2]), beta=1000.0)
+    again, _ = generator.rollout(3, tf.constant([1, 2]), beta=1000.0)
+    np.testing.assert_array_equal(ids, again)
+    assert ids.shape == (3, 5) and soft.shape == (3, 5, 11)
+    np.testing.assert_allclose(tf.reduce_sum(soft, -1), 1.0, rtol=1e-5)
+    # At a large inverse temperature the relaxed one-hot is (almost) the sampled token.
+    np.testing.assert_array_equal(tf.argmax(soft, -1), ids)
+    assert generator(ids).shape == (3, 5, 11)
+
+
+def test_text_model_on_image_data_is_a_config_error(compose, tmp_path):
+    with pytest.raises(ConfigError, match="text"):
+        _trainer(compose("model=relgan"))
+
+
+def test_pretrain_steps_above_steps_is_a_config_error(compose, corpus):
+    with pytest.raises(ConfigError, match="pretrain_steps"):
+        _trainer(compose(*_text(corpus), "model=relgan", "train.pretrain_steps=9"))
+
+
+def test_spec_round_trips_with_vocab_size(tmp_path):
+    spec = DataSpec("text", "coco", (32,), 0, 10, "x", 4663)
+    spec.to_json(tmp_path / "spec.json")
+    assert DataSpec.from_json(tmp_path / "spec.json") == spec
+
+
+def test_oracle_nll_of_its_own_samples_is_its_entropy():
+    oracle = random_oracle(vocab_size=50, embed_dim=8, hidden_dim=8, seed=3)
+    samples = oracle.sample(4000, 10, seed=0)
+    nll, entropy = oracle.nll(samples)
+    # Two estimates of the same entropy rate; 40k tokens give a standard error of ~0.01.
+    assert nll == pytest.approx(entropy, abs=0.05)
+    uniform_tokens = np.random.default_rng(0).integers(0, 50, samples.shape)
+    assert oracle.nll(uniform_tokens)[0] > nll + 0.5  # other text is less likely
+
+
+@pytest.mark.skipif(data_dir() is None, reason="GANRUN_DATA_DIR with the shared data not set")
+def test_seqgan_oracle_file_loads_and_has_the_published_entropy():
+    data = load_oracle(num_examples=500, test_examples=10)
+    assert data.spec.vocab_size == 5000 and data.spec.shape == (20,)
+    nll, entropy = data.oracle.nll(data.x_train)
+    assert nll == pytest.approx(5.75, abs=0.15)  # SeqGAN's oracle: ~5.75 nats/token
+    assert entropy == pytest.approx(5.75, abs=0.1)
