@@ -29,6 +29,11 @@ def _panel(axis, values: list[str], objective_values: list[float], name: str) ->
         positions = numbers
         if min(numbers) > 0 and max(numbers) / min(numbers) > 10:
             axis.set_xscale("log")
+        if len(set(numbers)) <= 8:  # a grid: label exactly the values that were tried
+            axis.minorticks_off()
+            ticks = sorted(set(numbers))
+            axis.set_xticks(ticks, [f"{tick:g}" for tick in ticks], rotation=30, ha="right")
+            axis.margins(x=0.15)
     axis.scatter(positions[1:], objective_values[1:], color="tab:blue")
     axis.scatter(positions[:1], objective_values[:1], color="tab:red", marker="*", s=200,
                  label="best")
