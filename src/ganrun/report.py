@@ -110,6 +110,13 @@ def sort_runs(runs: list[Run], objective: str, direction: str) -> list[Run]:
 
 
 def _format(value) -> str:
+    """4 significant digits for metrics and for long numeric parameters (Optuna's 0.000151320...);
+    the CSV keeps every digit."""
+    if isinstance(value, str) and len(value) > 8:
+        try:
+            value = float(value)
+        except ValueError:
+            return value
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
