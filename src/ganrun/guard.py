@@ -33,6 +33,11 @@ class TrainingStopped(Exception):
         super().__init__(message)
         self.exit_code = 128 + signum
 
+    def __reduce__(self):
+        # A sweep job's exception travels back to the sweep's process by pickle (joblib,
+        # submitit); the default would call TrainingStopped(message) and fail to unpickle.
+        return type(self), (self.args[0], self.exit_code - 128)
+
 
 _active: StopRequest | None = None  # the StopRequest whose handlers are installed
 
