@@ -140,3 +140,14 @@ def test_slurm_example_config_composes():
 def test_bad_override_in_a_multirun_exits_2():
     result = run_ganrun("train", "-m", "model=nope", "loss=hinge,wasserstein")
     assert result.returncode == 2
+
+
+def test_every_error_a_job_raises_survives_the_trip_to_the_sweep_process():
+    import pickle
+
+    from ganrun.errors import ConfigError
+    from ganrun.guard import TrainingStopped
+
+    stopped = pickle.loads(pickle.dumps(TrainingStopped("stopped at step 7", 15)))
+    assert str(stopped) == "stopped at step 7" and stopped.exit_code == 143
+    assert str(pickle.loads(pickle.dumps(ConfigError("fix it")))) == "fix it"
