@@ -41,7 +41,7 @@ class TrainOptions:
       batch_size: real and fake examples per discriminator update.
       seed: seeds the models' initial weights, the batch sampler and the latents.
       log_every, sample_every, checkpoint_every: host-side actions, in steps.
-      jit_compile: "auto" (XLA where a GPU is visible), true or false.
+      jit_compile: "auto" (XLA on a GPU, and on CPU for dense-only models), true or false.
       steps_per_call: adversarial steps per compiled call (K).
       d_steps: discriminator updates per generator update.
       keep_checkpoints: how many recent checkpoints to keep.
@@ -87,11 +87,22 @@ class TrainOptions:
                               "and 1 (exclusive).")
 
 
-def resolve_jit_compile(setting: bool | str) -> bool:
-    """XLA on or off; "auto" turns it on where a GPU is visible (see STACK notes: on this
-    CPU, XLA helps at small batches and loses to oneDNN at large ones)."""
+# Layers whose XLA CPU code is at least as fast as TF's oneDNN kernels (scripts/bench.py:
+# the dense-only MLP GAN gains at small batches and ties at large ones); convolutions do
+# not (transposed ones are ~30x slower), so `auto` keeps XLA off on CPU for anything else.
+_XLA_FRIENDLY_ON_CPU = (keras.layers.InputLayer, keras.layers.Dense, keras.layers.Flatten,
+                        keras.layers.Reshape, keras.layers.Activation, keras.layers.ReLU,
+                        keras.layers.LeakyReLU, keras.layers.Dropout)
+
+
+def resolve_jit_compile(setting: bool | str, models=()) -> bool:
+    """XLA on or off. "auto": on where a GPU is visible; on a CPU only when `models` are
+    given and made of dense layers alone (`_XLA_FRIENDLY_ON_CPU`)."""
     if setting == "auto":
-        return bool(tf.config.list_physical_devices("GPU"))
+        if tf.config.list_physical_devices("GPU"):
+            return True
+        return bool(models) and all(isinstance(layer, _XLA_FRIENDLY_ON_CPU)
+                                    for model in models for layer in model.layers)
     return bool(setting)
 
 
@@ -127,16 +138,21 @@ class AdversarialTrainer:
             generator_optimizer=generator_optimizer,
             discriminator_optimizer=discriminator_optimizer,
             step=self.step, rng=self.rng.state)
-        self.jit_compile = resolve_jit_compile(options.jit_compile)
+        self.jit_compile = resolve_jit_compile(options.jit_compile, (generator, discriminator))
         self.train_steps = tf.function(
             self._train_steps, jit_compile=self.jit_compile,
             input_signature=[tf.TensorSpec([], tf.int32)])
 
     def _train_steps(self, num_steps):
         """Run `num_steps` adversarial steps; return the metrics averaged over them."""
-        totals = tf.zeros([len(METRIC_NAMES)])
-        for _ in tf.range(num_steps):
-            totals += self._adversarial_step()
+        def body(index, totals):
+            return index + 1, totals + self._adversarial_step()
+
+        # A plain while_loop, not `for _ in tf.range(num_steps)`: autograph gives that loop
+        # maximum_iterations=num_steps, which XLA treats as a compile-time constant, so every
+        # distinct call length was compiled anew (and rounded differently; scripts/bench.py).
+        _, totals = tf.while_loop(lambda index, _: index < num_steps, body,
+                                  (tf.constant(0), tf.zeros([len(METRIC_NAMES)])))
         self.step.assign_add(tf.cast(num_steps, tf.int64))
         means = totals / tf.cast(num_steps, tf.float32)
         return {name: means[index] for index, name in enumerate(METRIC_NAMES)}
