@@ -21,7 +21,14 @@ TINY = [
     "data=fake", "train.steps=4", "train.batch_size=8", "train.log_every=2",
     "train.sample_every=4", "train.checkpoint_every=2", "train.steps_per_call=2",
     "train.sample_grid=4",
+    "train.eval_every=0", "train.eval_final_n=0",  # image metrics have their own tests
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_evaluator_cache(tmp_path_factory):
+    """Feature networks trained by tests go to a temporary cache, never ~/.cache/ganrun."""
+    os.environ["GANRUN_CACHE_DIR"] = str(tmp_path_factory.mktemp("ganrun_cache"))
 
 
 def group_options(group: str) -> list[str]:

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from ganrun.data.images import ImageData
 from ganrun.data.spec import DataSpec
 from ganrun.errors import ConfigError, GanrunError
+from ganrun.evaluate.feature_net import EvaluatorOptions
 from ganrun.models.image import pixel_range
 from ganrun.train import AdversarialTrainer, TrainOptions
 
@@ -53,6 +54,16 @@ def train_options(node: DictConfig) -> TrainOptions:
     if unknown:
         raise ConfigError(f"unknown train option(s) {unknown}; known: {sorted(known)}.")
     return TrainOptions(**values)
+
+
+def evaluator_options(node: DictConfig | None) -> EvaluatorOptions:
+    """The `evaluator:` node (the image metrics' feature network) as checked options."""
+    values = OmegaConf.to_container(node or {}, resolve=True)
+    known = {field.name for field in dataclasses.fields(EvaluatorOptions)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown evaluator option(s) {unknown}; known: {sorted(known)}.")
+    return EvaluatorOptions(**values)
 
 
 def data(cfg: DictConfig) -> ImageData:

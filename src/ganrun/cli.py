@@ -3,6 +3,7 @@
 Commands:
   train   compose configs/train.yaml with the overrides and train (see `ganrun train --help`)
   sample  draw images from a run's latest checkpoint (`ganrun sample run=<dir> n=64 out=x.png`)
+  eval    image metrics of a run against the test split, with floors (`ganrun eval run=<dir>`)
   report  a sweep's parameters vs final metrics: Markdown, CSV, PNG (`ganrun report <dir>`)
 
 Hydra parses the overrides and owns the run directory; this module (with `build.py`) is the
@@ -77,11 +78,13 @@ def train_from_config(cfg: DictConfig, run_dir: Path) -> dict:
     """
     from ganrun import build
     from ganrun.data.spec import DataSpec
+    from ganrun.evaluate.during_training import make_training_evaluation
     from ganrun.fit import fit
     from ganrun.guard import StopRequest
 
     run_dir = Path(run_dir)
     build.train_options(cfg.train)  # bad options fail before the data is loaded
+    evaluator = build.evaluator_options(cfg.get("evaluator"))
     dataset = build.data(cfg)
     trainer = build.trainer(cfg, dataset)
     saved_config, saved_spec = run_dir / "experiment.yaml", run_dir / "data_spec.json"
@@ -99,8 +102,11 @@ def train_from_config(cfg: DictConfig, run_dir: Path) -> dict:
         dataset.spec.to_json(saved_spec)
     log.info("Run directory: %s", run_dir.resolve())
     _, loss_name = build.loss(cfg)
+    # Image metrics (train.eval_every, eval_final_n); trains the feature network if uncached.
+    evaluation = make_training_evaluation(dataset, build.train_options(cfg.train), evaluator)
     with StopRequest():  # SIGTERM / Ctrl-C stop after the current compiled call
-        metrics = fit(trainer, run_dir, OmegaConf.to_yaml(cfg, resolve=True), loss_name)
+        metrics = fit(trainer, run_dir, OmegaConf.to_yaml(cfg, resolve=True), loss_name,
+                      evaluation)
     log.info("Run directory: %s (tensorboard --logdir %s)", run_dir.resolve(), run_dir / "tb")
     return metrics
 
@@ -131,8 +137,30 @@ def _sample(cfg: DictConfig):
     from ganrun.sample import sample_to_file
 
     def task():
-        out = sample_to_file(Path(cfg.run), int(cfg.n), cfg.out and Path(cfg.out), int(cfg.seed))
+        out = sample_to_file(Path(cfg.run), int(cfg.n), cfg.out and Path(cfg.out), int(cfg.seed),
+                             str(cfg.checkpoint))
         print(f"Wrote {cfg.n} samples to {out}")
+
+    return _guarded(task)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
+def _eval(cfg: DictConfig):
+    def task():
+        from ganrun import build
+        from ganrun.evaluate.run_eval import evaluate_run, format_table
+
+        run_dir, evaluator = Path(cfg.run), build.evaluator_options(cfg.evaluator)
+        experiment = run_dir / "experiment.yaml"
+        if not experiment.is_file():
+            raise GanrunError(f"{run_dir} is not a ganrun run directory (no experiment.yaml); "
+                              "pass run=<the hydra.run.dir of a training run>.")
+        # The run's own data, loaded as it was for training (checked against data_spec.json).
+        data = build.data(OmegaConf.load(experiment))
+        section = evaluate_run(run_dir, data, cfg.n, str(cfg.checkpoint), evaluator,
+                               int(cfg.seed))
+        print(format_table(section))
+        print(f"Written to {run_dir / 'metrics.json'} and {run_dir / 'tb'}.")
 
     return _guarded(task)
 
@@ -143,7 +171,7 @@ def _report():
     sys.exit(report_main(sys.argv[1:], prog=sys.argv[0]))
 
 
-COMMANDS = {"train": _train, "sample": _sample, "report": _report}
+COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "report": _report}
 
 
 def main() -> None:

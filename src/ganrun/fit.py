@@ -27,8 +27,10 @@ log = logging.getLogger(__name__)
 def steps_until_next_event(step: int, options) -> int:
     """How many steps the next compiled call should run (1..steps_per_call)."""
     due = [options.steps]
-    for every in (options.log_every, options.sample_every, options.checkpoint_every):
-        due.append((step // every + 1) * every)
+    for every in (options.log_every, options.sample_every, options.checkpoint_every,
+                  options.eval_every):
+        if every:  # eval_every may be 0 (off)
+            due.append((step // every + 1) * every)
     return max(1, min(options.steps_per_call, min(due) - step))
 
 
@@ -97,8 +99,12 @@ def _final_metrics(window: MetricWindow, whole_run: MetricWindow, trainer, step:
 
 
 def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
-        loss_name: str = "") -> dict:
+        loss_name: str = "", evaluation=None) -> dict:
     """Train until `trainer.options.steps`, resuming from `run_dir/checkpoints` if present.
+
+    `evaluation` (a ganrun.evaluate.during_training.TrainingEvaluation, or None) scores
+    samples every train.eval_every steps, keeps checkpoints/best, and scores the final
+    generator into the "eval" section of metrics.json.
 
     Returns the contents written to `run_dir/metrics.json`.
     """
@@ -157,12 +163,17 @@ def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
             _write_samples(trainer, latents, writer, run_dir, step)
         if step % options.checkpoint_every == 0 or step == options.steps:
             checkpoints.save(step)
+        if evaluation and evaluation.due(step):
+            evaluation.periodic(trainer, step, writer, run_dir)
         if guard.stop_requested():  # SIGTERM / Ctrl-C: checkpoint, flush, raise TrainingStopped
             guard.stop_gracefully(checkpoints, writer, step, run_dir)
     writer.flush()
     _save_generator(trainer.generator, run_dir / "generator.keras")
     final = _final_metrics(last_window or window, whole_run, trainer, step,
                            time.perf_counter() - started, loss_name)
+    if evaluation:
+        final.update(evaluation.final_entries(trainer, step, writer, run_dir))
+        writer.flush()
     _write_json(run_dir / "metrics.json", final)
     log.info("Done at step %d in %.1f s; samples in %s.", step, time.perf_counter() - started,
              run_dir / "samples")

@@ -49,6 +49,11 @@ class TrainOptions:
       on_nonfinite: "stop" (raise TrainingDiverged) or "rollback" (restore the last good
         checkpoint and multiply the learning rates by rollback_lr_factor, at most
         max_rollbacks times) when a loss or weight becomes NaN or infinite; see ganrun.guard.
+      eval_every: image metrics of `eval_n` samples every this many steps and at the end,
+        keeping the best-FID generator in checkpoints/best (0 = off); see
+        ganrun.evaluate.during_training.
+      eval_n: samples (and test images) per periodic evaluation; cheap, so noisier.
+      eval_final_n: samples of the full evaluation after the last step (0 = none).
     """
 
     steps: int
@@ -65,12 +70,17 @@ class TrainOptions:
     on_nonfinite: str = "stop"
     max_rollbacks: int = 3
     rollback_lr_factor: float = 0.5
+    eval_every: int = 0
+    eval_n: int = 2000
+    eval_final_n: int = 0
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.name in ("seed", "jit_compile", "on_nonfinite", "rollback_lr_factor"):
                 continue
+            if field.name in ("eval_every", "eval_final_n") and value == 0:
+                continue  # 0 turns that evaluation off
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"train.{field.name}={value!r} must be a positive integer.")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
