@@ -173,3 +173,55 @@ def test_ganrun_eval_refuses_other_data(evaluated_run, tmp_path):
     result = run_ganrun("eval", f"run={copy}", "n=40", *FAST_OVERRIDES)
     assert result.returncode == 2
     assert "is not the data this run was trained on" in result.stderr
+
+
+# --------------------------------------------------------------------------- best checkpoint
+
+
+class _StubScorer:
+    """Returns the given FIDs in turn (other metrics constant), like scores.Scorer.score."""
+
+    def __init__(self, fids, n):
+        self.fids, self.n, self.n_real = list(fids), n, n
+
+    def score(self, images, fake_source):
+        section = {name: {"value": 0.5, "floor": 0.5} for name in scores.DEFINITIONS}
+        section["fid"]["value"] = self.fids.pop(0)
+        section["kid"]["std_error"] = 0.1
+        return {"definition": {"n_fake": self.n}, **section}
+
+
+def _evaluation(fids, n, trainer):
+    from ganrun.evaluate.during_training import TrainingEvaluation
+
+    evaluation = TrainingEvaluation(None, None, every=1, n=n, final_n=0, last_step=99)
+    evaluation._scorer = _StubScorer(fids, n)
+    evaluation._images = lambda trainer, count: None  # the stub scorer ignores the images
+    return evaluation
+
+
+def test_best_checkpoint_keeps_the_lowest_fid_across_resumes(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from ganrun.evaluate.during_training import BEST_DIR, read_best
+
+    generator = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+    trainer = type("Trainer", (), {"generator": generator, "pixel_range": (-1.0, 1.0)})()
+    writer = tf.summary.create_file_writer(str(tmp_path / "tb"))
+    run = _evaluation([5.0, 3.0, 4.0], n=100, trainer=trainer)
+    for step in (1, 2, 3):
+        generator.layers[0].kernel.assign(tf.fill((2, 3), float(step)))
+        run.periodic(trainer, step, writer, tmp_path)
+    best = read_best(tmp_path / BEST_DIR)
+    assert (best["step"], best["fid"], best["checkpoint"]) == (2, 3.0, "ckpt-2")
+    restored = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+    tf.train.Checkpoint(generator=restored).restore(
+        str(tmp_path / BEST_DIR / "ckpt-2")).assert_existing_objects_matched()
+    np.testing.assert_array_equal(restored.layers[0].kernel.numpy(), np.full((2, 3), 2.0))
+    # A resumed run competes with the saved best: a worse FID leaves it alone ...
+    _evaluation([3.5], n=100, trainer=trainer).periodic(trainer, 4, writer, tmp_path)
+    assert read_best(tmp_path / BEST_DIR)["step"] == 2
+    # ... but FIDs from another sample count are not comparable, so the first one replaces it.
+    _evaluation([9.0], n=50, trainer=trainer).periodic(trainer, 5, writer, tmp_path)
+    assert read_best(tmp_path / BEST_DIR)["step"] == 5
