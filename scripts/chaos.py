@@ -6,8 +6,9 @@
    (from the end of its first compiled call, which includes tracing, to the exit).
 2. The chaos run (`<workdir>/chaos`) is started N times on the same run directory; each time,
    once its first compiled call is done, it gets SIGKILL after a random delay drawn uniformly
-   from [0, loop time / (N + 1)] (so kills land anywhere: inside compiled calls, while
-   sample grids or checkpoints are being written). Then it runs once more to the end.
+   from [0, 0.9 * loop time / N] (so kills land anywhere: inside compiled calls, while
+   sample grids or checkpoints are being written, and N kills cannot use up the whole run).
+   Then it runs once more to the end.
 3. The final checkpoints of both runs are compared tensor by tensor (models, optimizer
    state, step counter, RNG state; only the checkpoint's save counter is skipped).
 
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where the two run directories go (default: a new temp dir)")
     parser.add_argument("--max-delay", type=float, default=None,
-                        help="longest delay before a kill, seconds (default: loop time / (N+1))")
+                        help="longest delay before a kill, seconds (default: 0.9 loop time / N)")
     parser.add_argument("overrides", nargs="*", help="ganrun train overrides (after --)")
     args = parser.parse_args(argv)
     overrides = args.overrides or DEFAULT_OVERRIDES
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"work directory: {args.workdir}\noverrides: {' '.join(overrides)}", flush=True)
     started = time.monotonic()
     loop_seconds = reference_run(args.workdir / "reference", overrides, args.workdir)
-    max_delay = args.max_delay or loop_seconds / (args.kills + 1)
+    max_delay = args.max_delay or 0.9 * loop_seconds / max(args.kills, 1)
     print(f"reference run: training loop {loop_seconds:.1f} s; kill delays uniform in "
           f"[0, {max_delay:.2f}] s", flush=True)
     done, resumed = chaos_run(args.workdir / "chaos", overrides, args.workdir, args.kills,

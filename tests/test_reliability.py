@@ -228,3 +228,18 @@ def test_chaos_three_sigkills_resume_bit_exactly(tmp_path):
     assert "kills survived: 3/3" in result.stdout, result.stdout + result.stderr[-3000:]
     assert "identical: yes" in result.stdout, result.stdout
     assert result.returncode == 0
+
+
+# --- safety: nothing loads with pickle ------------------------------------------------------
+
+
+def test_no_pickle_and_keras_files_load_in_safe_mode():
+    """Checkpoints are TensorFlow's, vocabularies JSON, .npz read without pickle, .keras in
+    safe mode, TensorBoard on localhost. A static check over the package's source."""
+    sources = {p: p.read_text() for p in (ROOT / "src" / "ganrun").rglob("*.py")}
+    for path, text in sources.items():
+        assert not re.search(r"^\s*(import|from) (pickle|cloudpickle|dill)\b", text, re.M), path
+        assert "allow_pickle=True" not in text and "safe_mode=False" not in text, path
+        for call in re.findall(r"load_model\([^)]*\)", text):
+            assert "safe_mode=True" in call, (path, call)
+    assert "--host 127.0.0.1" in (ROOT / "Makefile").read_text()

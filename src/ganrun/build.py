@@ -73,6 +73,9 @@ def data(cfg: DictConfig) -> ImageData:
 
 def generator(cfg: DictConfig, spec: DataSpec) -> keras.Model:
     """The generator of `cfg.model` for data described by `spec`."""
+    latent_dim = cfg.model.latent_dim
+    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim <= 0:
+        raise ConfigError(f"model.latent_dim={latent_dim!r} must be a positive integer.")
     return _instantiate(cfg.model.generator, "model.generator", spec=spec,
                         latent_dim=cfg.model.latent_dim)
 

@@ -26,6 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from ganrun.errors import GanrunError
+from ganrun.preflight import config_problem, output_dir_problem
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
 USAGE = __doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1]
@@ -183,6 +184,11 @@ def main() -> None:
     if command not in COMMANDS:
         print(f"ganrun: error: unknown command {command!r}; use one of "
               f"{', '.join(COMMANDS)} (ganrun --help).", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    problem = config_problem(CONFIG_DIR, command, sys.argv[2:]) or (
+        output_dir_problem(sys.argv[2:]) if command == "train" else None)
+    if problem:  # Hydra would print several lines, or a traceback for the directory
+        print(f"ganrun: error: {problem}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
     # Hide TensorFlow's C++ warnings (e.g. XLA's "Ignoring Assert operator"); errors still show.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

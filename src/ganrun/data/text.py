@@ -28,6 +28,10 @@ PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIAL_TOKENS = (PAD, BOS, EOS, UNK)
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
 
+# A "sentence" longer than this is a wrong file (a JSON dump, text without newlines): the
+# longest COCO caption has a few hundred characters.
+MAX_LINE_CHARS = 10_000
+
 _VOCAB_FORMAT = "ganrun.vocabulary"
 _VOCAB_VERSION = 1
 
@@ -256,11 +260,19 @@ def read_lines(path: str | Path) -> list[str]:
 
     Lines are split on "\\n" only (a trailing "\\r" is dropped) so Unicode line separators
     inside a sentence do not split it. Other whitespace is kept (it matters at char level).
-    Raises DataError if the file is missing, unreadable, not UTF-8, or has no non-blank line.
+    Raises DataError if the file is missing, unreadable, not UTF-8, has no non-blank line, or a
+    line longer than MAX_LINE_CHARS characters.
     """
     path = Path(path)
     text = _decode_utf8(_read_bytes(path), path)
     lines = [line.removesuffix("\r") for line in text.split("\n")]
+    longest = max(range(len(lines)), key=lambda i: len(lines[i]))
+    if len(lines[longest]) > MAX_LINE_CHARS:
+        raise DataError(
+            f"Text file {path} has a line (line {longest + 1}) of {len(lines[longest])} "
+            f"characters, more than the {MAX_LINE_CHARS} a sentence may have; split the text "
+            "into one sentence per line."
+        )
     lines = [line for line in lines if line.strip()]
     if not lines:
         raise DataError(
