@@ -106,12 +106,47 @@ def loss(cfg: DictConfig):
 def trainer(cfg: DictConfig, dataset: ImageData) -> AdversarialTrainer:
     """Models, optimizers, loss and options → an AdversarialTrainer ready to `fit`."""
     options = train_options(cfg.train)
+    if dataset.spec.kind == "text":
+        return text_trainer(cfg, dataset)
+    if options.pretrain_steps:
+        raise ConfigError("train.pretrain_steps is for text models only; set it to 0.")
     keras.utils.set_random_seed(options.seed)  # initial weights depend on the seed only
     loss_fn, _ = loss(cfg)
     return AdversarialTrainer(
         generator(cfg, dataset.spec), discriminator(cfg, dataset.spec),
         optimizer(cfg, "generator"), optimizer(cfg, "discriminator"), loss_fn,
         dataset.x_train, generator_pixel_range(cfg), options)
+
+
+def text_generator(cfg: DictConfig, spec: DataSpec) -> keras.Model:
+    """The text model's generator (no latent input) for text data described by `spec`."""
+    return _instantiate(cfg.model.generator, "model.generator", spec=spec)
+
+
+def text_trainer(cfg: DictConfig, dataset):
+    """Text data (a ganrun.data.corpora.TextData) and a text model → a TextTrainer: MLE
+    pre-training (its own Adam, model.pretrain_learning_rate), then the Gumbel-softmax GAN."""
+    from ganrun.text_train import GumbelOptions, TextTrainer, check_text_options
+
+    options = train_options(cfg.train)
+    check_text_options(options)
+    if "pretrain_learning_rate" not in cfg.model:
+        raise ConfigError(f"data {dataset.spec.name} is text; choose a text model "
+                          "(model=relgan).")
+    keras.utils.set_random_seed(options.seed)  # initial weights depend on the seed only
+    loss_fn, _ = loss(cfg)
+    try:
+        gumbel = GumbelOptions(**OmegaConf.to_container(cfg.model.gumbel, resolve=True))
+    except TypeError as exc:
+        raise ConfigError(f"model.gumbel has an unknown key ({exc}); known: beta_max, "
+                          "schedule, clip_norm.") from None
+    spec = dataset.spec
+    return TextTrainer(
+        text_generator(cfg, spec),
+        _instantiate(cfg.model.discriminator, "model.discriminator", spec=spec),
+        optimizer(cfg, "generator"), optimizer(cfg, "discriminator"),
+        keras.optimizers.Adam(float(cfg.model.pretrain_learning_rate)), loss_fn, dataset,
+        options, gumbel)
 
 
 def experiment_fingerprint(cfg: DictConfig, spec: DataSpec) -> str:

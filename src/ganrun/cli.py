@@ -101,10 +101,16 @@ def train_from_config(cfg: DictConfig, run_dir: Path) -> dict:
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, saved_config, resolve=True)
         dataset.spec.to_json(saved_spec)
+        if dataset.spec.kind == "text":
+            dataset.save(run_dir)  # vocab.json
     log.info("Run directory: %s", run_dir.resolve())
     _, loss_name = build.loss(cfg)
     # Image metrics (train.eval_every, eval_final_n); trains the feature network if uncached.
     evaluation = make_training_evaluation(dataset, build.train_options(cfg.train), evaluator)
+    if dataset.spec.kind == "text":  # BLEU, Self-BLEU, NLL-gen (and NLL-oracle) instead
+        from ganrun.evaluate.text import make_text_evaluation
+
+        evaluation = make_text_evaluation(dataset, build.train_options(cfg.train))
     with StopRequest():  # SIGTERM / Ctrl-C stop after the current compiled call
         metrics = fit(trainer, run_dir, OmegaConf.to_yaml(cfg, resolve=True), loss_name,
                       evaluation)
@@ -158,6 +164,14 @@ def _eval(cfg: DictConfig):
                               "pass run=<the hydra.run.dir of a training run>.")
         # The run's own data, loaded as it was for training (checked against data_spec.json).
         data = build.data(OmegaConf.load(experiment))
+        if data.spec.kind == "text":  # BLEU, Self-BLEU, NLL and the temperature sweep
+            from ganrun.evaluate.text import evaluate_text_run_dir
+
+            print(evaluate_text_run_dir(run_dir, data, OmegaConf.load(experiment), cfg.n,
+                                        str(cfg.checkpoint), int(cfg.seed),
+                                        cfg.get("temperatures")))
+            print(f"Written to {run_dir / 'metrics.json'} and {run_dir / 'tb'}.")
+            return
         section = evaluate_run(run_dir, data, cfg.n, str(cfg.checkpoint), evaluator,
                                int(cfg.seed))
         print(format_table(section))

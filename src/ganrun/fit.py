@@ -31,6 +31,8 @@ def steps_until_next_event(step: int, options) -> int:
                   options.eval_every):
         if every:  # eval_every may be 0 (off)
             due.append((step // every + 1) * every)
+    if step < options.pretrain_steps:  # text: a call never mixes MLE and adversarial steps
+        due.append(options.pretrain_steps)
     return max(1, min(options.steps_per_call, min(due) - step))
 
 
@@ -40,23 +42,27 @@ class MetricWindow:
 
     def __init__(self):
         self.sums, self.steps, self.timed_steps, self.timed_seconds = {}, 0, 0, 0.0
+        self.counts = {}  # steps per metric: text runs' MLE and adversarial phases differ
 
     def add(self, metrics: dict[str, float], steps: int, seconds: float | None) -> None:
         for name, value in metrics.items():
             self.sums[name] = self.sums.get(name, 0.0) + value * steps
+            self.counts[name] = self.counts.get(name, 0) + steps
         self.steps += steps
         if seconds is not None:
             self.timed_steps += steps
             self.timed_seconds += seconds
 
     def means(self) -> dict[str, float]:
-        values = {name: total / self.steps for name, total in self.sums.items()}
+        values = {name: total / self.counts[name] for name, total in self.sums.items()}
         if self.timed_seconds > 0:
             values["perf/steps_per_sec"] = self.timed_steps / self.timed_seconds
         return values
 
 
 def _write_samples(trainer, latents, writer, run_dir: Path, step: int) -> None:
+    if hasattr(trainer, "write_samples"):  # text trainers write sentences, not image grids
+        return trainer.write_samples(writer, run_dir, step)
     grid = summaries.image_grid(trainer.generate(latents))
     summaries.write_png(run_dir / "samples" / f"step_{step:07d}.png", grid)
     summaries.write_image(writer, "samples", grid, step)
@@ -86,6 +92,8 @@ def _final_metrics(window: MetricWindow, whole_run: MetricWindow, trainer, step:
         "perf/steps_per_sec": "adversarial steps per second of this process, excluding its "
                               "first compiled call (tracing and compilation)",
     }
+    if hasattr(trainer, "metric_definitions"):  # metrics only some trainers return
+        definitions.update(trainer.metric_definitions(averaged))
     values = window.means()
     values.pop("perf/steps_per_sec", None)
     values.update({k: v for k, v in whole_run.means().items() if k.startswith("perf/")})
@@ -94,7 +102,7 @@ def _final_metrics(window: MetricWindow, whole_run: MetricWindow, trainer, step:
         "wall_time_s": {"value": round(wall_seconds, 2),
                         "definition": "wall time of this process's training loop, seconds"},
         **{name: {"value": values[name], "definition": definitions[name]}
-           for name in (*METRIC_NAMES, "perf/steps_per_sec") if name in values},
+           for name in (*METRIC_NAMES, *definitions) if name in values},
     }
 
 

@@ -84,6 +84,7 @@ class TextTrainer:
         self.mle_optimizer, self.loss_fn = mle_optimizer, loss_fn
         self.options, self.gumbel = options, gumbel
         self.reads_real = generator_reads_real(loss_fn)
+        self.strategy = tf.distribute.get_strategy()  # text runs: the default strategy only
         self.ids = tf.convert_to_tensor(data.x_train, tf.int32)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.rng = keras.random.SeedGenerator(options.seed)
@@ -118,8 +119,10 @@ class TextTrainer:
 
     def _apply(self, optimizer, tape, loss, model):
         variables = model.trainable_variables
-        gradients, _ = tf.clip_by_global_norm(tape.gradient(loss, variables),
-                                              self.gumbel.clip_norm)
+        # Embedding gradients arrive as IndexedSlices; made dense here (a sorted segment sum)
+        # so the update does not depend on the scatter order of threads: resume stays exact.
+        gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
+        gradients, _ = tf.clip_by_global_norm(gradients, self.gumbel.clip_norm)
         optimizer.apply_gradients(zip(gradients, variables))
 
     def _mle_steps(self, num_steps):
@@ -217,3 +220,6 @@ def check_text_options(options: TrainOptions) -> None:
     if options.pretrain_steps > options.steps:
         raise ConfigError(f"train.pretrain_steps={options.pretrain_steps} exceeds "
                           f"train.steps={options.steps} (the total); raise train.steps.")
+    if getattr(options, "strategy", "default") != "default":
+        raise ConfigError("text models run with train.strategy=default only; remove the "
+                          "train.strategy override.")

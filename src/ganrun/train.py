@@ -54,6 +54,8 @@ class TrainOptions:
         ganrun.evaluate.during_training.
       eval_n: samples (and test images) per periodic evaluation; cheap, so noisier.
       eval_final_n: samples of the full evaluation after the last step (0 = none).
+      pretrain_steps: text models only: the first this many of `steps` are maximum-likelihood
+        (teacher-forcing) steps of the generator, the rest adversarial; see ganrun.text_train.
     """
 
     steps: int
@@ -73,14 +75,15 @@ class TrainOptions:
     eval_every: int = 0
     eval_n: int = 2000
     eval_final_n: int = 0
+    pretrain_steps: int = 0
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.name in ("seed", "jit_compile", "on_nonfinite", "rollback_lr_factor"):
                 continue
-            if field.name in ("eval_every", "eval_final_n") and value == 0:
-                continue  # 0 turns that evaluation off
+            if field.name in ("eval_every", "eval_final_n", "pretrain_steps") and value == 0:
+                continue  # 0 turns that evaluation (or MLE pre-training) off
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"train.{field.name}={value!r} must be a positive integer.")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:

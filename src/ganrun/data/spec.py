@@ -16,13 +16,15 @@ class DataSpec:
     """What a model builder needs to know about the data.
 
     Attributes:
-      kind: "image" (more kinds, e.g. "text", arrive with their loaders).
+      kind: "image" or "text".
       name: short dataset name for logs and metric definitions, e.g. "mnist".
-      shape: one example's shape; for images (height, width, channels).
+      shape: one example's shape; for images (height, width, channels), for text (max_len,)
+        (token ids per sequence).
       num_classes: number of labels, 0 for unlabelled data.
       num_examples: size of the training split.
       source: where the data came from (file path and SHA-256, or "generated"), for
         metric definitions.
+      vocab_size: number of token ids (text; ids are 0..vocab_size-1), 0 for images.
     """
 
     kind: str
@@ -31,6 +33,7 @@ class DataSpec:
     num_classes: int
     num_examples: int
     source: str
+    vocab_size: int = 0  # last and defaulted, so specs written before it still load
 
     def to_json(self, path: str | Path) -> None:
         """Write the spec so `ganrun sample` can rebuild the models without the data."""
