@@ -11,7 +11,8 @@ from tests.conftest import group_options
 TEXT_OPTIONS = ("text", "coco", "oracle", "relgan", "coco_mle", "coco_relgan", "oracle_relgan")
 CASES = [f"{group}={option}" for group in ("model", "loss", "optimizer", "data")
          for option in group_options(group)
-         if option != "mnist" and option not in TEXT_OPTIONS]  # text: tests/test_text_train.py
+         if option not in ("mnist", "npz", "folder")  # files needed: tests/test_image_sources.py
+         and option not in TEXT_OPTIONS]  # text data/models: tests/test_text_train.py
 CASES += [f"experiment={option}" for option in group_options("experiment")
           if option not in TEXT_OPTIONS]
 

@@ -21,6 +21,7 @@ from ganrun.data.spec import DataSpec
 from ganrun.errors import ConfigError, GanrunError
 from ganrun.evaluate.feature_net import EvaluatorOptions
 from ganrun.models.image import pixel_range
+from ganrun.regularization import Regularization
 from ganrun.train import AdversarialTrainer, TrainOptions
 
 
@@ -71,17 +72,38 @@ def data(cfg: DictConfig) -> ImageData:
     return _instantiate(cfg.data, "data")
 
 
+def conditional(cfg: DictConfig) -> bool:
+    """model.conditional (absent in older run directories: false)."""
+    return bool(cfg.model.get("conditional", False))
+
+
+def _conditional_kwargs(cfg: DictConfig) -> dict:
+    # Passed only when true, so builders without the option (text models) are unaffected.
+    return {"conditional": True} if conditional(cfg) else {}
+
+
 def generator(cfg: DictConfig, spec: DataSpec) -> keras.Model:
     """The generator of `cfg.model` for data described by `spec`."""
     latent_dim = cfg.model.latent_dim
     if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim <= 0:
         raise ConfigError(f"model.latent_dim={latent_dim!r} must be a positive integer.")
     return _instantiate(cfg.model.generator, "model.generator", spec=spec,
-                        latent_dim=cfg.model.latent_dim)
+                        latent_dim=cfg.model.latent_dim, **_conditional_kwargs(cfg))
 
 
 def discriminator(cfg: DictConfig, spec: DataSpec) -> keras.Model:
-    return _instantiate(cfg.model.discriminator, "model.discriminator", spec=spec)
+    return _instantiate(cfg.model.discriminator, "model.discriminator", spec=spec,
+                        **_conditional_kwargs(cfg))
+
+
+def regularization(cfg: DictConfig) -> Regularization:
+    """The `regularize:` node as a checked Regularization; unknown keys are an error."""
+    values = OmegaConf.to_container(cfg.get("regularize") or {}, resolve=True)
+    known = {field.name for field in dataclasses.fields(Regularization)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown regularize option(s) {unknown}; known: {sorted(known)}.")
+    return Regularization(**values)
 
 
 def generator_pixel_range(cfg: DictConfig) -> tuple[float, float]:
@@ -89,12 +111,18 @@ def generator_pixel_range(cfg: DictConfig) -> tuple[float, float]:
     return pixel_range(cfg.model.generator.get("output_activation", "tanh"))
 
 
-def optimizer(cfg: DictConfig, which: str) -> keras.optimizers.Optimizer:
-    """`cfg.optimizer.<which>` (generator or discriminator), with a positive learning rate."""
+def optimizer(cfg: DictConfig, which: str,
+              decay_updates: int | None = None) -> keras.optimizers.Optimizer:
+    """`cfg.optimizer.<which>` (generator or discriminator), with a positive learning rate;
+    with `decay_updates`, the rate decays linearly to 0 over that many of its updates."""
     node = cfg.optimizer[which]
     rate = node.get("learning_rate")
     if not isinstance(rate, (int, float)) or isinstance(rate, bool) or rate <= 0:
         raise ConfigError(f"optimizer.{which}.learning_rate={rate!r} must be a positive number.")
+    if decay_updates:  # counted by the optimizer's own `iterations`, which is checkpointed
+        schedule = keras.optimizers.schedules.PolynomialDecay(
+            float(rate), decay_updates, end_learning_rate=0.0, power=1.0)
+        return _instantiate(node, f"optimizer.{which}", learning_rate=schedule)
     return _instantiate(node, f"optimizer.{which}")
 
 
@@ -110,12 +138,20 @@ def trainer(cfg: DictConfig, dataset: ImageData) -> AdversarialTrainer:
         return text_trainer(cfg, dataset)
     if options.pretrain_steps:
         raise ConfigError("train.pretrain_steps is for text models only; set it to 0.")
+    regularize = regularization(cfg)
     keras.utils.set_random_seed(options.seed)  # initial weights depend on the seed only
-    loss_fn, _ = loss(cfg)
+    loss_fn, loss_name = loss(cfg)
+    regularize.check_loss(loss_name)
+    # TTUR is two optimizer nodes; a linear schedule reaches 0 at train.steps for both.
+    linear = options.lr_schedule == "linear"
+    classes = dataset.spec.num_classes if conditional(cfg) else 0
     return AdversarialTrainer(
         generator(cfg, dataset.spec), discriminator(cfg, dataset.spec),
-        optimizer(cfg, "generator"), optimizer(cfg, "discriminator"), loss_fn,
-        dataset.x_train, generator_pixel_range(cfg), options)
+        optimizer(cfg, "generator", options.steps if linear else None),
+        optimizer(cfg, "discriminator", options.steps * options.d_steps if linear else None),
+        loss_fn, dataset.x_train, generator_pixel_range(cfg), options,
+        regularization=regularize, labels=dataset.y_train if classes else None,
+        num_classes=classes)
 
 
 def text_generator(cfg: DictConfig, spec: DataSpec) -> keras.Model:

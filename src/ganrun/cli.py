@@ -145,7 +145,7 @@ def _sample(cfg: DictConfig):
 
     def task():
         out = sample_to_file(Path(cfg.run), int(cfg.n), cfg.out and Path(cfg.out), int(cfg.seed),
-                             str(cfg.checkpoint))
+                             str(cfg.checkpoint), cfg.label)
         print(f"Wrote {cfg.n} samples to {out}")
 
     return _guarded(task)

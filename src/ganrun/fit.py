@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from ganrun import guard, summaries
 from ganrun.checkpoints import Checkpoints
-from ganrun.train import METRIC_NAMES, AdversarialTrainer, fixed_latents
+from ganrun.train import METRIC_NAMES, AdversarialTrainer, grid_inputs
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +60,11 @@ class MetricWindow:
         return values
 
 
-def _write_samples(trainer, latents, writer, run_dir: Path, step: int) -> None:
+def _write_samples(trainer, inputs, writer, run_dir: Path, step: int) -> None:
     if hasattr(trainer, "write_samples"):  # text trainers write sentences, not image grids
         return trainer.write_samples(writer, run_dir, step)
-    grid = summaries.image_grid(trainer.generate(latents))
+    latents, labels, columns = inputs  # see ganrun.train.grid_inputs (a row per class)
+    grid = summaries.image_grid(trainer.generate(latents, labels), columns)
     summaries.write_png(run_dir / "samples" / f"step_{step:07d}.png", grid)
     summaries.write_image(writer, "samples", grid, step)
 
@@ -130,7 +131,8 @@ def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
     writer = tf.summary.create_file_writer(str(run_dir / "tb"))
     if config_text:
         summaries.write_text(writer, "config", f"```\n{config_text}\n```", step)
-    latents = fixed_latents(options.sample_grid, trainer.latent_dim, options.seed)
+    latents = grid_inputs(options.sample_grid, trainer.latent_dim, options.seed,
+                          trainer.num_classes)
     log.info("Training from step %d to %d (batch %d, %d steps per compiled call, XLA %s).",
              step, options.steps, options.batch_size, options.steps_per_call,
              "on" if trainer.jit_compile else "off")
@@ -176,7 +178,7 @@ def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
         if guard.stop_requested():  # SIGTERM / Ctrl-C: checkpoint, flush, raise TrainingStopped
             guard.stop_gracefully(checkpoints, writer, step, run_dir)
     writer.flush()
-    _save_generator(trainer.generator, run_dir / "generator.keras")
+    _save_generator(trainer.sampling_generator, run_dir / "generator.keras")  # EMA if on
     final = _final_metrics(last_window or window, whole_run, trainer, step,
                            time.perf_counter() - started, loss_name)
     if evaluation:

@@ -3,7 +3,8 @@
 The generator is rebuilt from the run's `experiment.yaml` (the config it was started with)
 and `data_spec.json`, and only its variables are restored from the checkpoint. Latents are
 drawn with a stateless generator from `seed`, so the same checkpoint and seed always give
-the same images.
+the same images. A run with train.ema_decay > 0 samples from its EMA generator; a
+class-conditional run draws one class (`label=7`) or all classes in turn.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ganrun import build, summaries
 from ganrun.checkpoints import Checkpoints
 from ganrun.data.spec import DataSpec
 from ganrun.errors import ConfigError, GanrunError
-from ganrun.train import fixed_latents
+from ganrun.train import fixed_latents, grid_inputs
 
 CHUNK = 500  # images generated per forward pass, to bound memory for large n
 
@@ -35,7 +36,10 @@ def load_generator(run_dir: Path, checkpoint: str = "latest"):
     cfg = OmegaConf.load(config_path)
     generator = build.generator(cfg, DataSpec.from_json(spec_path))
     directory = run_dir / "checkpoints" / ("best" if checkpoint == "best" else "")
-    path = Checkpoints(tf.train.Checkpoint(generator=generator), directory).restore_latest()
+    # The latest checkpoint holds the EMA weights apart (ganrun.ema); best holds what was scored.
+    ema = checkpoint == "latest" and OmegaConf.select(cfg, "train.ema_decay", default=0)
+    objects = {"generator_ema" if ema else "generator": generator}
+    path = Checkpoints(tf.train.Checkpoint(**objects), directory).restore_latest()
     if path is None and checkpoint == "best":
         raise GanrunError(f"{run_dir} has no best checkpoint (it is kept only when training "
                           "evaluates, train.eval_every > 0); use checkpoint=latest.")
@@ -45,29 +49,64 @@ def load_generator(run_dir: Path, checkpoint: str = "latest"):
     return generator, build.generator_pixel_range(cfg), path
 
 
-def generate(generator, pixel_range, count: int, seed: int) -> np.ndarray:
-    """float32 (count, H, W, C) images in [0, 1] from latents fixed by `seed`."""
-    latents = fixed_latents(count, int(generator.input_shape[-1]), seed)
+def num_classes(generator) -> int:
+    """The class count of a conditional generator (ganrun.models.image), 0 otherwise."""
+    return generator.get_layer("label_embedding").input_dim if len(generator.inputs) > 1 else 0
+
+
+def class_labels(generator, count: int, label: int | None = None) -> np.ndarray | None:
+    """int32 (count,) labels for a conditional generator: all `label`, or 0..K-1 in turn."""
+    classes = num_classes(generator)
+    if not classes:
+        if label is not None:
+            raise ConfigError(f"label={label} needs a class-conditional run "
+                              "(model.conditional=true); drop label=.")
+        return None
+    if label is not None and not 0 <= int(label) < classes:
+        raise ConfigError(f"label={label} is not a class of this run; use 0..{classes - 1}.")
+    if label is not None:
+        return np.full(count, int(label), np.int32)
+    return (np.arange(count) % classes).astype(np.int32)
+
+
+def generate(generator, pixel_range, count: int, seed: int,
+             labels: np.ndarray | None = None) -> np.ndarray:
+    """float32 (count, H, W, C) images in [0, 1] from latents fixed by `seed`; a conditional
+    generator gets `labels` (default: classes 0..K-1 in turn, so every class is equally
+    represented)."""
+    latents = fixed_latents(count, int(generator.inputs[0].shape[-1]), seed)
+    if labels is None:
+        labels = class_labels(generator, count)
     low, high = pixel_range
-    chunks = [generator(latents[start:start + CHUNK], training=False)
-              for start in range(0, count, CHUNK)]
+
+    def inputs(start):
+        part = latents[start:start + CHUNK]
+        return part if labels is None else [part, tf.constant(labels[start:start + CHUNK])]
+
+    chunks = [generator(inputs(start), training=False) for start in range(0, count, CHUNK)]
     return ((np.concatenate(chunks) - low) / (high - low)).clip(0, 1).astype(np.float32)
 
 
 def sample_to_file(run_dir: Path, count: int, out: Path | None, seed: int = 0,
-                   checkpoint: str = "latest") -> Path:
-    """Write `count` samples to `out` (.npz with key "images", or a .png grid)."""
+                   checkpoint: str = "latest", label: int | None = None) -> Path:
+    """Write `count` samples to `out` (.npz with key "images", or a .png grid); for a
+    conditional run, of class `label`, or (label None) a grid with one row per class."""
     if count <= 0:
         raise ConfigError(f"n={count} must be a positive number of images.")
     out = out or run_dir / "samples" / f"sample_seed{seed}.png"
     if out.suffix not in (".npz", ".png"):
         raise ConfigError(f"out={out} must end in .npz (arrays) or .png (a grid).")
     generator, pixel_range, _ = load_generator(run_dir, checkpoint)
-    images = generate(generator, pixel_range, count, seed)
+    labels, columns = class_labels(generator, count, label), None
+    if labels is not None and label is None and out.suffix == ".png":
+        _, labels, columns = grid_inputs(count, 1, seed, num_classes(generator))  # row per class
+        count = len(labels)
+    images = generate(generator, pixel_range, count, seed, labels)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".png":
-        summaries.write_png(out, summaries.image_grid(images))
+        summaries.write_png(out, summaries.image_grid(images, columns))
     else:
         # (N, H, W) for single-channel data, as keras.datasets does; (N, H, W, C) otherwise.
-        np.savez(out, images=images[..., 0] if images.shape[-1] == 1 else images)
+        arrays = {"images": images[..., 0] if images.shape[-1] == 1 else images}
+        np.savez(out, **arrays, **({} if labels is None else {"labels": labels}))
     return out

@@ -20,12 +20,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ganrun import augment, penalties
+from ganrun.ema import GeneratorEMA
 from ganrun.errors import ConfigError, GanrunError
 from ganrun.losses import generator_reads_real
+from ganrun.regularization import Regularization
 
 log = logging.getLogger(__name__)
 
 METRIC_NAMES = ("loss/d", "loss/g", "logits/real", "logits/fake")
+PENALTY_METRIC = "loss/d_penalty"  # returned too when a penalty is on (regularize:)
 
 
 class TrainingDiverged(GanrunError):
@@ -56,6 +60,9 @@ class TrainOptions:
       eval_final_n: samples of the full evaluation after the last step (0 = none).
       pretrain_steps: text models only: the first this many of `steps` are maximum-likelihood
         (teacher-forcing) steps of the generator, the rest adversarial; see ganrun.text_train.
+      ema_decay: 0 (off) or the decay of an exponential moving average of the generator's
+        weights (e.g. 0.999), used for samples and generator.keras; see ganrun.ema.
+      lr_schedule: "constant" or "linear" (both learning rates decay linearly to 0 at `steps`).
     """
 
     steps: int
@@ -76,11 +83,14 @@ class TrainOptions:
     eval_n: int = 2000
     eval_final_n: int = 0
     pretrain_steps: int = 0
+    ema_decay: float = 0.0
+    lr_schedule: str = "constant"
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.name in ("seed", "jit_compile", "on_nonfinite", "rollback_lr_factor"):
+            if field.name in ("seed", "jit_compile", "on_nonfinite", "rollback_lr_factor",
+                              "ema_decay", "lr_schedule"):
                 continue
             if field.name in ("eval_every", "eval_final_n", "pretrain_steps") and value == 0:
                 continue  # 0 turns that evaluation (or MLE pre-training) off
@@ -98,6 +108,13 @@ class TrainOptions:
         if isinstance(factor, bool) or not isinstance(factor, int | float) or not 0 < factor < 1:
             raise ConfigError(f"train.rollback_lr_factor={factor!r} must be a number between 0 "
                               "and 1 (exclusive).")
+        decay = self.ema_decay
+        if isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 <= decay < 1:
+            raise ConfigError(f"train.ema_decay={decay!r} must be 0 (off) or in (0, 1), e.g. "
+                              "0.999.")
+        if self.lr_schedule not in ("constant", "linear"):
+            raise ConfigError(f"train.lr_schedule={self.lr_schedule!r} must be constant or "
+                              "linear.")
 
 
 # Layers whose XLA CPU code is at least as fast as TF's oneDNN kernels (scripts/bench.py:
@@ -123,25 +140,37 @@ class AdversarialTrainer:
     """The training state (models, optimizers, RNG, step) and the compiled K-step function.
 
     Args:
-      generator: z (B, latent_dim) -> images (B, H, W, C) in `pixel_range`.
-      discriminator: images -> logits (B, 1).
+      generator: z (B, latent_dim) -> images (B, H, W, C) in `pixel_range`; conditional
+        models take [z, labels int32 (B,)].
+      discriminator: images -> logits (B, 1); conditional: [images, labels] -> logits.
       generator_optimizer, discriminator_optimizer: Keras optimizers (built here, before the
         first call, so the function traces once).
       loss_fn: `(real_logits, fake_logits) -> (d_loss, g_loss)`, see `ganrun.losses`.
       images: uint8 (N, H, W, C) training set; copied to the device once.
       pixel_range: (low, high) the generator produces; real images are mapped there.
       options: TrainOptions.
+      regularization: the discriminator's penalties, augmentation and noise (default: none).
+      labels: int32 (N,) class ids of `images`, for a class-conditional GAN (else None);
+        real batches are drawn with their labels and the fakes of a step use the same labels.
+      num_classes: the label count of a conditional GAN, 0 for an unconditional one.
     """
 
     def __init__(self, generator, discriminator, generator_optimizer, discriminator_optimizer,
                  loss_fn, images: np.ndarray, pixel_range: tuple[float, float],
-                 options: TrainOptions):
+                 options: TrainOptions, regularization: Regularization | None = None,
+                 labels: np.ndarray | None = None, num_classes: int = 0):
         self.generator, self.discriminator = generator, discriminator
         self.g_optimizer, self.d_optimizer = generator_optimizer, discriminator_optimizer
         self.loss_fn, self.options, self.pixel_range = loss_fn, options, pixel_range
-        self.latent_dim = int(generator.input_shape[-1])
+        self.latent_dim = int(generator.inputs[0].shape[-1])
         self.reads_real = generator_reads_real(loss_fn)
         self.images = tf.convert_to_tensor(images, dtype=tf.uint8)
+        self.regularization = regularization or Regularization()
+        self.num_classes = num_classes
+        self.labels = tf.convert_to_tensor(labels, tf.int32) if num_classes else None
+        self.metric_names = METRIC_NAMES + ((PENALTY_METRIC,) if self.regularization.has_penalty
+                                            else ())
+        self.ema = GeneratorEMA(generator, options.ema_decay) if options.ema_decay else None
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.rng = keras.random.SeedGenerator(options.seed)
         self.g_optimizer.build(generator.trainable_variables)
@@ -150,7 +179,8 @@ class AdversarialTrainer:
             generator=generator, discriminator=discriminator,
             generator_optimizer=generator_optimizer,
             discriminator_optimizer=discriminator_optimizer,
-            step=self.step, rng=self.rng.state)
+            step=self.step, rng=self.rng.state,
+            **({"generator_ema": self.ema.model} if self.ema else {}))
         self.jit_compile = resolve_jit_compile(options.jit_compile, (generator, discriminator))
         self.train_steps = tf.function(
             self._train_steps, jit_compile=self.jit_compile,
@@ -159,62 +189,106 @@ class AdversarialTrainer:
     def _train_steps(self, num_steps):
         """Run `num_steps` adversarial steps; return the metrics averaged over them."""
         def body(index, totals):
-            return index + 1, totals + self._adversarial_step()
+            return index + 1, totals + self._adversarial_step(self.step + tf.cast(index, tf.int64))
 
         # A plain while_loop, not `for _ in tf.range(num_steps)`: autograph gives that loop
         # maximum_iterations=num_steps, which XLA treats as a compile-time constant, so every
         # distinct call length was compiled anew (and rounded differently; scripts/bench.py).
         _, totals = tf.while_loop(lambda index, _: index < num_steps, body,
-                                  (tf.constant(0), tf.zeros([len(METRIC_NAMES)])))
+                                  (tf.constant(0), tf.zeros([len(self.metric_names)])))
         self.step.assign_add(tf.cast(num_steps, tf.int64))
         means = totals / tf.cast(num_steps, tf.float32)
-        return {name: means[index] for index, name in enumerate(METRIC_NAMES)}
+        return {name: means[index] for index, name in enumerate(self.metric_names)}
 
-    def _adversarial_step(self):
-        """d_steps discriminator updates, then one generator update; (4,) metrics."""
-        for _ in range(self.options.d_steps):
-            real = self._real_batch()
-            d_loss, real_logits, fake_logits = self._discriminator_update(real)
-        g_loss = self._generator_update(real)
-        return tf.stack([d_loss, g_loss, tf.reduce_mean(real_logits),
-                         tf.reduce_mean(fake_logits)])
+    def _adversarial_step(self, step):
+        """d_steps discriminator updates, then one generator update (and the EMA's);
+        returns the (len(metric_names),) metrics. `step`: int64, steps done before this one."""
+        noise = self._noise_stddev(step)
+        for d_index in range(self.options.d_steps):
+            real, labels = self._real_batch()
+            update_index = step * self.options.d_steps + d_index
+            d_loss, penalty, real_logits, fake_logits = self._discriminator_update(
+                real, labels, noise, update_index)
+        g_loss = self._generator_update(real, labels, noise)
+        if self.ema:
+            self.ema.update()
+        metrics = [d_loss, g_loss, tf.reduce_mean(real_logits), tf.reduce_mean(fake_logits)]
+        return tf.stack(metrics + ([penalty] if self.regularization.has_penalty else []))
 
     def _real_batch(self):
-        """float32 (B, H, W, C) real images in the generator's pixel range."""
+        """float32 (B, H, W, C) real images in the generator's pixel range, and their int32
+        (B,) labels (None when unconditional)."""
         count = tf.shape(self.images)[0]
         indices = keras.random.randint((self.options.batch_size,), 0, count, seed=self.rng)
         low, high = self.pixel_range
         pixels = tf.cast(tf.gather(self.images, indices), tf.float32)
-        return pixels * ((high - low) / 255.0) + low
+        labels = tf.gather(self.labels, indices) if self.num_classes else None
+        return pixels * ((high - low) / 255.0) + low, labels
 
     def _latents(self, batch_size=None):
         return keras.random.normal((batch_size or self.options.batch_size, self.latent_dim),
                                    seed=self.rng)
 
-    def _discriminator_update(self, real):
-        fake = self.generator(self._latents(), training=True)
-        with tf.GradientTape() as tape:
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(fake, training=True)
-            d_loss, _ = self.loss_fn(real_logits, fake_logits)
-        variables = self.discriminator.trainable_variables
-        self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, variables), variables))
-        return d_loss, real_logits, fake_logits
+    def _generate(self, labels, training=True):
+        """A fresh batch of fakes (for the labels of a conditional GAN)."""
+        inputs = self._latents() if labels is None else [self._latents(), labels]
+        return self.generator(inputs, training=training)
 
-    def _generator_update(self, real):
+    def _critic(self, labels, augmented=False, noise=None):
+        """D as a function of images alone (labels bound), optionally behind DiffAugment
+        and instance noise, which D sees on real and fake alike."""
+        def critic(images):
+            if augmented:
+                images = augment.diff_augment(images, self.regularization.augment, self.rng)
+                if noise is not None:
+                    images = augment.instance_noise(images, noise, self.rng)
+            inputs = images if labels is None else [images, labels]
+            return self.discriminator(inputs, training=True)
+        return critic
+
+    def _noise_stddev(self, step):
+        """Instance noise's std at `step`: linear from regularize.instance_noise to 0."""
+        if not self.regularization.instance_noise:
+            return None
+        left = 1.0 - tf.cast(step, tf.float32) / float(self.options.steps)
+        return self.regularization.instance_noise * tf.maximum(left, 0.0)
+
+    def _discriminator_update(self, real, labels, noise, update_index):
+        fake = self._generate(labels)
+        critic = self._critic(labels, augmented=True, noise=noise)
         with tf.GradientTape() as tape:
-            fake_logits = self.discriminator(self.generator(self._latents(), training=True),
-                                             training=True)
-            real_logits = (self.discriminator(real, training=True) if self.reads_real
+            real_logits, fake_logits = critic(real), critic(fake)
+            d_loss, _ = self.loss_fn(real_logits, fake_logits)
+            penalty = self.regularization.penalty(self._critic(labels), real, fake, real_logits,
+                                                  self.rng, update_index)
+            total = d_loss + penalty
+        variables = self.discriminator.trainable_variables
+        self.d_optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
+        if self.regularization.clip_weights:
+            penalties.clip_weights(variables, self.regularization.clip_weights)
+        return d_loss, penalty, real_logits, fake_logits
+
+    def _generator_update(self, real, labels, noise):
+        critic = self._critic(labels, augmented=True, noise=noise)
+        with tf.GradientTape() as tape:
+            fake_logits = critic(self._generate(labels))
+            real_logits = (critic(real) if self.reads_real
                            else tf.zeros_like(fake_logits))  # unused by the loss
             _, g_loss = self.loss_fn(real_logits, fake_logits)
         variables = self.generator.trainable_variables
         self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
         return g_loss
 
-    def generate(self, latents) -> np.ndarray:
-        """Images in [0, 1], float32 (B, H, W, C), from latents (B, latent_dim)."""
-        images = self.generator(latents, training=False)
+    @property
+    def sampling_generator(self) -> keras.Model:
+        """The generator samples and generator.keras come from: the EMA one when enabled."""
+        return self.ema.model if self.ema else self.generator
+
+    def generate(self, latents, labels=None) -> np.ndarray:
+        """Images in [0, 1], float32 (B, H, W, C), from latents (B, latent_dim) and, for a
+        conditional GAN, int32 labels (B,)."""
+        inputs = latents if labels is None else [latents, tf.convert_to_tensor(labels, tf.int32)]
+        images = self.sampling_generator(inputs, training=False)
         low, high = self.pixel_range
         return ((np.asarray(images) - low) / (high - low)).astype(np.float32)
 
@@ -222,3 +296,16 @@ class AdversarialTrainer:
 def fixed_latents(count: int, latent_dim: int, seed: int) -> tf.Tensor:
     """The same (count, latent_dim) N(0, 1) latents for a given seed, on any machine."""
     return tf.random.stateless_normal((count, latent_dim), seed=[seed, 0x5EED])
+
+
+def grid_inputs(count: int, latent_dim: int, seed: int, num_classes: int = 0):
+    """Fixed inputs of a sample grid: (latents, labels or None, columns or None).
+
+    Unconditional: `count` latents in a square-ish grid. Conditional: one row per class,
+    max(1, count // num_classes) columns, so the grid holds that many images of each class.
+    """
+    if not num_classes:
+        return fixed_latents(count, latent_dim, seed), None, None
+    columns = max(1, count // num_classes)
+    labels = np.repeat(np.arange(num_classes, dtype=np.int32), columns)
+    return fixed_latents(len(labels), latent_dim, seed), labels, columns

@@ -79,8 +79,9 @@ def discriminator_head(images, features, spec: DataSpec, conditional: bool,
     if not classes:
         return keras.Model(images, logits, name="discriminator")
     labels = keras.Input((), dtype="int32", name="label")
-    embedded = sn(layers.Embedding(classes, features.shape[-1], name="class_embedding"),
-                  spectral_norm)(labels)
+    # Not spectrally normalised: Keras's wrapper casts its output to the input's dtype,
+    # which for integer labels would truncate the projection and cut its gradient.
+    embedded = layers.Embedding(classes, features.shape[-1], name="class_embedding")(labels)
     projection = layers.Dot(axes=1, name="projection")([embedded, features])
     logits = layers.Add(name="logit_with_projection")([logits, projection])
     return keras.Model([images, labels], logits, name="discriminator")
