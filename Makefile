@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install train test test-fast lint tb clean
+.PHONY: help install train test test-fast lint tb bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ test-fast: $(STAMP)  ## the test suite without the slow end-to-end tests
 
 lint: $(STAMP)  ## ruff over the package, tests and scripts
 	$(BIN)/ruff check src tests scripts
+
+bench: $(STAMP)  ## speed benchmark, ~8 min: tables on the console, JSON in scripts/bench_results.json
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python scripts/bench.py $(ARGS)
 
 tb: $(STAMP)  ## TensorBoard on http://127.0.0.1:6006 over outputs/ and multirun/ (LOGDIR=...)
 	$(BIN)/tensorboard --logdir $(or $(LOGDIR),outputs) --host 127.0.0.1 --port 6006

@@ -1,0 +1,269 @@
+"""ganrun's speed benchmark (`make bench`): ganrun's loop against the seed's eager loop and
+Keras `fit`, on the same models, batches and machine, measured in the same run.
+
+    python scripts/bench.py [--out scripts/bench_results.json] [--quick]
+
+Prints Markdown tables and writes every number, with its definition, to a JSON file. Data:
+MNIST from $GANRUN_DATA_DIR when it holds mnist.npz, otherwise ganrun's fake images (60k);
+speed does not depend on which. Throughput is the median of timed windows after one
+compiling call and one warm-up call (see bench_loops.interleaved_windows); on a shared machine the
+ratios measured in one run are the figures that count, not absolute steps/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import bench_loops as loops  # noqa: E402
+import bench_system as system  # noqa: E402
+import keras  # noqa: E402
+
+from ganrun import build  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = {"mlp": ["experiment=seed"], "dcgan": ["experiment=mnist_dcgan"]}
+BATCHES = (32, 256, 1024)
+KS = (1, 10, 100)
+MAX_CALL_S = 5.0  # a K that would make one call longer than this is skipped (stated)
+
+
+def compose(model: str, *overrides: str):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    data = (["data=mnist"] if system.mnist_available()
+            else ["data=fake", "data.num_examples=60000"])
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return hydra_compose("train", overrides=[*MODELS[model], *data, *overrides])
+
+
+class Grid:
+    """One (model, batch) cell: builds every variant, warms each up, then times them all
+    in interleaved windows."""
+
+    def __init__(self, model: str, batch: int, dataset):
+        self.model, self.batch, self.dataset = model, batch, dataset
+        self.cfg = compose(model, f"train.batch_size={batch}")
+        self.runners, self.skipped = [], []
+        g, d = self.models()
+        self.flops = loops.adversarial_step_flops(g, d, batch)
+
+    def models(self):
+        keras.utils.set_random_seed(0)
+        spec = self.dataset.spec
+        return build.generator(self.cfg, spec), build.discriminator(self.cfg, spec)
+
+    def add(self, variant: str, chunk, steps: int, **details) -> float:
+        """Warm a variant up and queue it for timing; returns one warm call's seconds."""
+        first_call_s, warm_s = loops.warm_up(chunk)
+        self.runners.append({"variant": variant, "chunk": chunk, "steps": steps,
+                             "first_call_s": round(first_call_s, 2), **details})
+        print(f"  {self.model:5s} b{self.batch:<5d} {variant:26s} first call "
+              f"{first_call_s:6.1f} s, warm call {warm_s:.3f} s", flush=True)
+        return warm_s
+
+    def skip(self, variant: str, reason: str):
+        self.skipped.append({"model": self.model, "batch": self.batch, "variant": variant,
+                             "reason": reason})
+        print(f"  {self.model:5s} b{self.batch:<5d} {variant:26s} skipped: {reason}", flush=True)
+
+    def seed_eager(self):
+        g, d = self.models()
+        loss_fn, _ = build.loss(self.cfg)
+        step = loops.seed_eager_loop(g, d, loss_fn, self.dataset.x_train, self.batch,
+                                     build.generator_pixel_range(self.cfg))
+        self.add("seed eager loop", step, 1)
+
+    def keras_fit(self, jit: bool, k: int):
+        g, d = self.models()
+        loss_fn, _ = build.loss(self.cfg)
+        chunk = loops.keras_fit_chunk(g, d, loss_fn, self.dataset.x_train, self.batch,
+                                      build.generator_pixel_range(self.cfg), jit, k)
+        self.add(f"keras fit {'XLA' if jit else 'no XLA'} K={k}", chunk, k, xla=jit, k=k)
+
+    def ganrun(self, jit: bool, ks=KS, label="ganrun", patch=None, overrides=()):
+        """ganrun's trainer built from the composed config; one trainer serves every K
+        (K is an argument of the compiled function, so no retracing)."""
+        cfg = compose(self.model, f"train.batch_size={self.batch}",
+                      f"train.jit_compile={str(jit).lower()}", *overrides)
+        trainer = build.trainer(cfg, self.dataset)
+        if patch:
+            patch(trainer)
+        per_step = None
+        for k in ks:
+            variant = f"{label} {'XLA' if jit else 'no XLA'} K={k}"
+            if per_step and k * per_step > MAX_CALL_S:
+                self.skip(variant, f"one call would take ~{k * per_step:.0f} s")
+                continue
+            per_step = self.add(variant, loops.ganrun_chunk(trainer, k), k, xla=jit, k=k) / k
+        return trainer
+
+    def measure(self, windows: int, window_s: float) -> list[dict]:
+        loops.interleaved_windows(self.runners, windows, window_s)
+        rows = []
+        for runner in self.runners:
+            row = {"model": self.model, "batch": self.batch,
+                   **{k: v for k, v in runner.items() if k != "chunk"},
+                   "gflops": round(runner["steps_per_s"] * self.flops / 1e9, 1),
+                   "gflop_per_cpu_s": round(self.flops / runner["cpu_ms_per_step"] / 1e6, 1)}
+            rows.append(row)
+            print(f"  {self.model:5s} b{self.batch:<5d} {row['variant']:26s} "
+                  f"{row['steps_per_s']:9.2f} steps/s {row['cpu_ms_per_step']:8.2f} CPU ms/step"
+                  f"  windows {row['windows']}", flush=True)
+        self.runners = []  # free the models
+        return rows
+
+
+def run_grid(args) -> tuple[list, list, dict]:
+    rows, skipped, flops = [], [], {}
+    dataset = build.data(compose("mlp"))
+    xla_loop = ("XLA compiling the whole K-step loop is ~30x slower for these convolutions "
+                "on CPU (see batch 32 and the 'XLA per step' lever)")
+    for model in args.models.split(","):
+        for batch in (int(b) for b in args.batches.split(",")):
+            if model == "dcgan" and batch > 256:
+                print(f"  dcgan b{batch}: skipped (about 1 step/s on 2 cores: the eager and "
+                      "fit variants alone would take minutes)", flush=True)
+                skipped.append({"model": model, "batch": batch, "variant": "all",
+                                "reason": "about 1 step/s on 2 cores; keeps make bench short"})
+                continue
+            grid = Grid(model, batch, dataset)
+            flops[f"{model}/{batch}"] = grid.flops
+            grid.seed_eager()
+            k_fit = 100 if model == "mlp" and batch <= 256 else 10
+            if model == "mlp" or batch == 32:
+                grid.keras_fit(True, k_fit)
+            else:  # measured once: 38 s per 10 steps at batch 256 on 2 busy cores
+                grid.skip(f"keras fit XLA K={k_fit}", "XLA's CPU convolutions are several "
+                          "times slower than oneDNN's at this batch")
+            if model == "dcgan":
+                grid.keras_fit(False, k_fit)
+            grid.ganrun(False)
+            if model == "mlp":
+                grid.ganrun(True)
+            elif batch == 32:
+                grid.ganrun(True, ks=(1,))
+            else:
+                grid.skip("ganrun XLA", xla_loop)
+            slow = model == "dcgan" and batch >= 256 or batch >= 1024
+            rows += grid.measure(args.windows, args.window_s * (2 if slow else 1))
+            skipped += grid.skipped
+    return rows, skipped, flops
+
+
+def _best(cell: list[dict], prefix: str, cpu: bool = False) -> dict:
+    """The family's fastest variant: by median steps/s, or (cpu) by least CPU per step."""
+    family = [r for r in cell if r["variant"].startswith(prefix)]
+    if cpu:
+        return min(family, key=lambda r: r["cpu_ms_per_step"])
+    return max(family, key=lambda r: r["steps_per_s"])
+
+
+def summarize(rows: list, peak: float, cpu_peak: float) -> list[dict]:
+    """Per (model, batch): the best of each family and the ratios the issue asks for."""
+    summary = []
+    for model in MODELS:
+        for batch in BATCHES:
+            cell = [r for r in rows if r["model"] == model and r["batch"] == batch]
+            if not cell:
+                continue
+
+            eager, fit, ours = (_best(cell, prefix) for prefix in ("seed", "keras", "ganrun"))
+            fit_cpu, ours_cpu = _best(cell, "keras", True), _best(cell, "ganrun", True)
+            summary.append({
+                "model": model, "batch": batch,
+                "seed_eager": eager["steps_per_s"], "keras_fit_best": fit["steps_per_s"],
+                "keras_fit_variant": fit["variant"], "ganrun_best": ours["steps_per_s"],
+                "ganrun_variant": ours["variant"],
+                "x_seed": round(ours["steps_per_s"] / eager["steps_per_s"], 1),
+                "x_keras_fit": round(ours["steps_per_s"] / fit["steps_per_s"], 2),
+                "ganrun_variant_cpu": ours_cpu["variant"],
+                "x_seed_cpu": round(eager["cpu_ms_per_step"] / ours_cpu["cpu_ms_per_step"], 1),
+                "x_keras_fit_cpu": round(fit_cpu["cpu_ms_per_step"]
+                                         / ours_cpu["cpu_ms_per_step"], 2),
+                "gflops": ours["gflops"], "pct_peak": round(100 * ours["gflops"] / peak, 1),
+                "gflop_per_cpu_s": ours_cpu["gflop_per_cpu_s"],
+                "pct_cpu_peak": round(100 * ours_cpu["gflop_per_cpu_s"] / cpu_peak, 1)})
+    return summary
+
+
+def markdown(rows, summary, peak, cpu_peak, startup, levers) -> str:
+    lines = ["| model | batch | variant | steps/s | CPU ms/step | GFLOP/s | windows (steps/s) |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['batch']} | {r['variant']} | {r['steps_per_s']:.1f} | "
+              f"{r['cpu_ms_per_step']:.2f} | {r['gflops']} | {r['windows']} |" for r in rows]
+    lines += ["", f"Matmul peak (float32 4096x4096, best of TF and NumPy): {peak:.0f} GFLOP/s "
+              f"wall, {cpu_peak:.0f} GFLOP per CPU-second (TF)", "",
+              "| model | batch | seed eager | best Keras fit | best ganrun | × seed | × fit | "
+              "GFLOP/s | % of peak | least-CPU ganrun | × seed (CPU) | × fit (CPU) | "
+              "GFLOP/CPU-s | % of per-core peak |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {s['model']} | {s['batch']} | {s['seed_eager']:.1f} | {s['keras_fit_best']:.1f}"
+              f" ({s['keras_fit_variant'][10:]}) | {s['ganrun_best']:.1f} "
+              f"({s['ganrun_variant'][7:]}) | {s['x_seed']} | {s['x_keras_fit']} | "
+              f"{s['gflops']} | {s['pct_peak']} | {s['ganrun_variant_cpu'][7:]} | "
+              f"{s['x_seed_cpu']} | {s['x_keras_fit_cpu']} | {s['gflop_per_cpu_s']} | "
+              f"{s['pct_cpu_peak']} |" for s in summary]
+    if levers:
+        lines += ["", "| lever | model | batch | XLA, K | steps/s | without | ratio | "
+                  "ratio (CPU) | note |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {lv['lever']} | {lv['model']} | {lv['batch']} | {lv['xla']}, {lv['k']} | "
+                  f"{lv['steps_per_s']:.1f} | {lv['baseline_steps_per_s']:.1f} | {lv['ratio']} | "
+                  f"{lv['cpu_ratio']} | {lv.get('note', '')} |" for lv in levers]
+    if startup:
+        lines += ["", "| `ganrun train` (subprocess) | set-up done (s) | first step done (s) | "
+                  "peak RSS (MB) |", "|---|---|---|---|"]
+        lines += [f"| {s['command']} | {s['setup_done_s']} | {s['first_step_s']} | "
+                  f"{s['peak_rss_mb']} |" for s in startup]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "scripts" / "bench_results.json"))
+    parser.add_argument("--windows", type=int, default=3)
+    parser.add_argument("--window-s", type=float, default=1.0)
+    parser.add_argument("--parts", default="grid,levers,startup")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--batches", default=",".join(map(str, BATCHES)))
+    args = parser.parse_args()
+    parts = args.parts.split(",")
+    started = time.time()
+    machine = system.machine()
+    print(f"machine: {machine}", flush=True)
+    peak = system.matmul_peak()
+    print(f"matmul peak: {peak}", flush=True)
+    rows, skipped, flops, levers, startup = [], [], {}, [], []
+    if "grid" in parts:
+        rows, skipped, flops = run_grid(args)
+    if "levers" in parts:
+        import bench_levers
+        levers = bench_levers.run(args)
+    if "startup" in parts:
+        startup = system.startup_runs()
+    best_peak = max(peak["tf_gflops"], peak["numpy_gflops"])
+    summary = summarize(rows, best_peak, peak["tf_gflops_per_cpu_s"])
+    machine["load_average_end"] = os.getloadavg()
+    table = markdown(rows, summary, best_peak, peak["tf_gflops_per_cpu_s"], startup,
+                     levers)
+    print("\n" + table)
+    results = {
+        "machine": machine, "started_utc": time.strftime("%Y-%m-%d %H:%M:%S",
+                                                          time.gmtime(started)),
+        "duration_s": round(time.time() - started, 1),
+        "definitions": system.DEFINITIONS, "matmul_peak": peak, "step_flops": flops,
+        "rows": rows, "skipped": skipped, "summary": summary, "levers": levers,
+        "startup": startup, "markdown": table}
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwritten {args.out} in {results['duration_s']} s", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

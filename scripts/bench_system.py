@@ -1,0 +1,125 @@
+"""Machine-level measurements for `bench.py`: the matmul peak, start-up time and peak memory
+of `ganrun train` subprocesses, and a description of the machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import tensorflow as tf
+
+DEFINITIONS = {
+    "steps_per_s": "adversarial steps (one D update + one G update, batch B each) per second; "
+                   "median of timed windows of >= window_s seconds after one compiling call "
+                   "and one warm-up call",
+    "cpu_ms_per_step": "this process's CPU time (all threads, user + system) per step, "
+                       "median over the same windows; ratios of it ('CPU' columns) count "
+                       "work done and move less than wall time when other jobs share the cores",
+    "gflops": "steps_per_s x matmul/conv FLOPs of one adversarial step (2 per multiply-add, "
+              "backward counted as 2x forward: B*(4 F_G + 8 F_D)), in GFLOP/s",
+    "matmul_peak": "float32 4096x4096 matmul, 2*4096^3 FLOPs per product, median of 5 "
+                   "timed products after one warm-up, in this process (TF oneDNN and NumPy)",
+    "tf_gflops_per_cpu_s": "the same TF matmul's FLOPs per second of this process's CPU "
+                           "time (all threads): the per-core peak, which holds up on a busy "
+                           "machine; compare with a step's gflop_per_cpu_s",
+    "gflop_per_cpu_s": "matmul/conv FLOPs of one step / CPU time per step",
+    "setup_done_s": "seconds from launching `ganrun train` to its 'Training from step' log line "
+                    "(imports, Hydra, data, model build)",
+    "first_step_s": "seconds from launching `ganrun train` to the end of its first compiled call "
+                    "of one step (train.steps_per_call=1 for this measurement)",
+    "peak_rss_mb": "peak resident set size of the `ganrun train` process (os.wait4 ru_maxrss)",
+}
+
+
+def mnist_available() -> bool:
+    value = os.environ.get("GANRUN_DATA_DIR")
+    return bool(value) and (Path(value) / "mnist.npz").is_file()
+
+
+def machine() -> dict:
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    names = [line.split(":", 1)[1].strip() for line in info.splitlines()
+             if line.startswith("model name")]
+    cpu, flags = (names[0] if names else platform.processor() or "unknown"), info
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "tensorflow": tf.__version__, "gpus": len(tf.config.list_physical_devices("GPU")),
+            "avx512_bf16": "avx512_bf16" in flags, "load_average_start": os.getloadavg(),
+            "data": "mnist" if mnist_available() else "fake (60k)"}
+
+
+def matmul_peak(size: int = 4096, repeats: int = 5) -> dict:
+    """float32 GFLOP/s of a large square matmul, with TF (oneDNN) and NumPy (its BLAS)."""
+    flops = 2 * size**3
+    a = tf.random.normal((size, size))
+    b = tf.random.normal((size, size))
+    product = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))
+    product(a, b).numpy()
+    tf_times, tf_cpu = [], []
+    for _ in range(repeats):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        product(a, b).numpy()
+        tf_times.append(time.perf_counter() - started)
+        tf_cpu.append(time.process_time() - cpu_started)
+    a_np, b_np = a.numpy(), b.numpy()
+    a_np @ b_np
+    np_times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a_np @ b_np
+        np_times.append(time.perf_counter() - started)
+    return {"tf_gflops": round(flops / statistics.median(tf_times) / 1e9, 1),
+            "tf_gflops_per_cpu_s": round(flops / statistics.median(tf_cpu) / 1e9, 1),
+            "numpy_gflops": round(flops / statistics.median(np_times) / 1e9, 1),
+            "size": size}
+
+
+def _run_ganrun(overrides: list[str], label: str) -> dict:
+    """Launch `ganrun train`, time its log lines, and read its peak RSS from wait4."""
+    script = Path(sys.executable).with_name("ganrun")
+    with tempfile.TemporaryDirectory() as run_dir:
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        started = time.perf_counter()
+        process = subprocess.Popen([str(script), "train", f"hydra.run.dir={run_dir}",
+                                    *overrides], stderr=subprocess.PIPE,
+                                   stdout=subprocess.DEVNULL, text=True, env=env)
+        setup_done = first_step = None
+        lines = []
+        for line in process.stderr:
+            lines.append(line)
+            now = time.perf_counter() - started
+            if setup_done is None and "Training from step" in line:
+                setup_done = now
+            if first_step is None and "First compiled call" in line:
+                first_step = now
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{label} failed:\n{''.join(lines[-20:])}")
+    return {"command": f"ganrun train {' '.join(overrides)}", "label": label,
+            "setup_done_s": round(setup_done, 1), "first_step_s": round(first_step, 1),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024), "total_s": round(now, 1)}
+
+
+def startup_runs() -> list[dict]:
+    """The default experiment and the seed preset on MNIST, 100 steps each."""
+    if not mnist_available():
+        print("startup: GANRUN_DATA_DIR has no mnist.npz; skipped", flush=True)
+        return []
+    common = ["train.steps=100", "train.steps_per_call=1", "train.log_every=50",
+              "train.sample_every=100", "train.checkpoint_every=100"]
+    results = []
+    no_eval = ["train.eval_every=0", "train.eval_final_n=0"]  # the loop alone, no metrics
+    for label, extra in (("default (dcgan), with its final evaluation", []),
+                         ("default (dcgan), evaluation off", no_eval),
+                         ("seed preset (mlp), evaluation off", ["experiment=seed", *no_eval])):
+        result = _run_ganrun([*extra, *common], label)
+        print(f"  startup {label}: {result}", flush=True)
+        results.append(result)
+    return results
+
