@@ -127,7 +127,7 @@ CASES = {
     "unknown NaN policy": ("train", ["train.on_nonfinite=retry"],
                            "train.on_nonfinite='retry' must be stop or rollback"),
     "missing data file": ("train", _mnist("/no/such/mnist.npz"), "does not exist"),
-    "data path is a directory": ("train", _mnist("{directory}"), "does not exist"),
+    "data path is a directory": ("train", _mnist("{directory}"), "is a directory, not a file"),
     "truncated npz": ("train", _mnist("{truncated}"), "is not a readable .npz file"),
     "corrupt npz": ("train", _mnist("{corrupt}"), "is not a readable .npz file"),
     "npz without x_train": ("train", _mnist("{wrong_keys}"), "has no 'x_train' array"),

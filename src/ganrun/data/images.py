@@ -63,7 +63,8 @@ def find_mnist(path: str | None) -> Path | None:
     if path:
         explicit = Path(path).expanduser()
         if not explicit.is_file():
-            raise DataError(f"data.path={path} does not exist; point data.path at mnist.npz.")
+            what = "is a directory, not a file" if explicit.is_dir() else "does not exist"
+            raise DataError(f"data.path={path} {what}; point data.path at mnist.npz.")
         return explicit
     candidates = []
     if os.environ.get("GANRUN_DATA_DIR"):
