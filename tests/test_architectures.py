@@ -26,7 +26,7 @@ def test_resnet_sizes_follow_the_data(spec, g_params, d_params, ups):
     assert image.parameter_count(d) == d_params
     assert sum(layer.name.endswith("_add") for layer in g.layers) == ups
     images = np.asarray(g(tf.random.normal((3, 128))))
-    assert images.shape == (3, *spec.shape) and -1 <= images.min() and images.max() <= 1
+    assert images.shape == (3, *spec.shape) and images.min() >= -1 and images.max() <= 1
     assert d(images).shape == (3, 1)
 
 

@@ -20,8 +20,13 @@ from keras import layers
 
 from ganrun.data.spec import DataSpec
 from ganrun.errors import ConfigError
-from ganrun.models.image import (_require_image, discriminator_head, generator_inputs,
-                                 pixel_range, sn)
+from ganrun.models.image import (
+    _require_image,
+    discriminator_head,
+    generator_inputs,
+    pixel_range,
+    sn,
+)
 
 
 def _upsamplings(height: int, width: int) -> int:
