@@ -16,6 +16,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ganrun import distribute, precision
 from ganrun.data.images import ImageData
 from ganrun.data.spec import DataSpec
 from ganrun.errors import ConfigError, GanrunError
@@ -135,6 +136,9 @@ def trainer(cfg: DictConfig, dataset: ImageData) -> AdversarialTrainer:
     """Models, optimizers, loss and options → an AdversarialTrainer ready to `fit`."""
     options = train_options(cfg.train)
     if dataset.spec.kind == "text":
+        if (options.strategy, options.precision) != ("default", "float32"):
+            raise ConfigError("text models train with train.strategy=default and "
+                              "train.precision=float32 only.")
         return text_trainer(cfg, dataset)
     if options.pretrain_steps:
         raise ConfigError("train.pretrain_steps is for text models only; set it to 0.")
@@ -145,13 +149,24 @@ def trainer(cfg: DictConfig, dataset: ImageData) -> AdversarialTrainer:
     # TTUR is two optimizer nodes; a linear schedule reaches 0 at train.steps for both.
     linear = options.lr_schedule == "linear"
     classes = dataset.spec.num_classes if conditional(cfg) else 0
-    return AdversarialTrainer(
-        generator(cfg, dataset.spec), discriminator(cfg, dataset.spec),
-        optimizer(cfg, "generator", options.steps if linear else None),
-        optimizer(cfg, "discriminator", options.steps * options.d_steps if linear else None),
-        loss_fn, dataset.x_train, generator_pixel_range(cfg), options,
-        regularization=regularize, labels=dataset.y_train if classes else None,
-        num_classes=classes)
+    mixed, strategy = options.precision, distribute.make_strategy(options.strategy)
+    # Everything with variables is made in the strategy's scope (mirrored on its devices);
+    # the models under the precision's dtype policy, with float32 outputs (ganrun.precision).
+    with strategy.scope():
+        with precision.policy(mixed):
+            models = [precision.float32_outputs(make(cfg, dataset.spec), mixed)
+                      for make in (generator, discriminator)]
+        if options.strategy != "default":
+            distribute.synchronize_batch_norm(models)
+        return AdversarialTrainer(
+            *models,
+            precision.wrap_optimizer(
+                optimizer(cfg, "generator", options.steps if linear else None), mixed),
+            precision.wrap_optimizer(optimizer(
+                cfg, "discriminator", options.steps * options.d_steps if linear else None), mixed),
+            loss_fn, dataset.x_train, generator_pixel_range(cfg), options,
+            regularization=regularize, labels=dataset.y_train if classes else None,
+            num_classes=classes, strategy=strategy)
 
 
 def text_generator(cfg: DictConfig, spec: DataSpec) -> keras.Model:

@@ -60,7 +60,6 @@ def _guarded(task):
         sys.exit(1 if isinstance(exc, TrainingDiverged) else EXIT_USAGE)
 
 
-
 class SweepComposed(Callback):
     """Marks that a multirun's config composed: its jobs' tasks may run in other processes
     (joblib, submitit), so a failure after this point is a failed job (exit 1), not a bad
@@ -77,14 +76,16 @@ def train_from_config(cfg: DictConfig, run_dir: Path) -> dict:
     Every config value is checked (and the data loaded) before anything is written. A run
     directory that already holds checkpoints is resumed, but only by the same experiment.
     """
-    from ganrun import build
+    from ganrun import build, distribute
     from ganrun.data.spec import DataSpec
     from ganrun.evaluate.during_training import make_training_evaluation
     from ganrun.fit import fit
     from ganrun.guard import StopRequest
 
     run_dir = Path(run_dir)
-    build.train_options(cfg.train)  # bad options fail before the data is loaded
+    options = build.train_options(cfg.train)  # bad options fail before the data is loaded
+    # Before TensorFlow runs any op: MultiWorkerMirroredStrategy must be made first.
+    distribute.make_strategy(options.strategy)
     evaluator = build.evaluator_options(cfg.get("evaluator"))
     dataset = build.data(cfg)
     trainer = build.trainer(cfg, dataset)

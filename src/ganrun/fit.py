@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from ganrun import guard, summaries
+from ganrun import distribute, guard, summaries
 from ganrun.checkpoints import Checkpoints
 from ganrun.train import METRIC_NAMES, AdversarialTrainer, grid_inputs
 
@@ -119,7 +119,11 @@ def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
     """
     options, run_dir = trainer.options, Path(run_dir)
     checkpoints = Checkpoints(trainer.checkpoint, run_dir / "checkpoints", options.keep_checkpoints)
-    restored = checkpoints.restore_latest()
+    restored = checkpoints.restore_latest()  # every worker resumes from the chief's checkpoint
+    if not distribute.is_chief(trainer.strategy):  # other workers write a scratch directory
+        run_dir = distribute.worker_dir(trainer.strategy, run_dir, clear=True)
+        checkpoints = Checkpoints(trainer.checkpoint, run_dir / "checkpoints",
+                                  options.keep_checkpoints)
     step = int(trainer.step.numpy())
     if restored:
         log.info("Resumed from %s at step %d.", restored, step)

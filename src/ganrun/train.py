@@ -21,9 +21,11 @@ import numpy as np
 import tensorflow as tf
 
 from ganrun import augment, penalties
+from ganrun.distribute import STRATEGIES, distributed_train_steps, shard
 from ganrun.ema import GeneratorEMA
 from ganrun.errors import ConfigError, GanrunError
 from ganrun.losses import generator_reads_real
+from ganrun.precision import PRECISIONS
 from ganrun.regularization import Regularization
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,9 @@ class TrainOptions:
       on_nonfinite: "stop" (raise TrainingDiverged) or "rollback" (restore the last good
         checkpoint and multiply the learning rates by rollback_lr_factor, at most
         max_rollbacks times) when a loss or weight becomes NaN or infinite; see ganrun.guard.
+      ema_decay: 0 (off) or the decay of an exponential moving average of the generator's
+        weights (e.g. 0.999), used for samples and generator.keras; see ganrun.ema.
+      lr_schedule: "constant" or "linear" (both learning rates decay linearly to 0 at `steps`).
       eval_every: image metrics of `eval_n` samples every this many steps and at the end,
         keeping the best-FID generator in checkpoints/best (0 = off); see
         ganrun.evaluate.during_training.
@@ -60,9 +65,9 @@ class TrainOptions:
       eval_final_n: samples of the full evaluation after the last step (0 = none).
       pretrain_steps: text models only: the first this many of `steps` are maximum-likelihood
         (teacher-forcing) steps of the generator, the rest adversarial; see ganrun.text_train.
-      ema_decay: 0 (off) or the decay of an exponential moving average of the generator's
-        weights (e.g. 0.999), used for samples and generator.keras; see ganrun.ema.
-      lr_schedule: "constant" or "linear" (both learning rates decay linearly to 0 at `steps`).
+      strategy: default | mirrored | multi_worker | tpu, see ganrun.distribute; batch_size is
+        the global batch, split evenly over the replicas.
+      precision: float32 | mixed_bfloat16 | mixed_float16 (loss-scaled), see ganrun.precision.
     """
 
     steps: int
@@ -79,18 +84,20 @@ class TrainOptions:
     on_nonfinite: str = "stop"
     max_rollbacks: int = 3
     rollback_lr_factor: float = 0.5
+    ema_decay: float = 0.0
+    lr_schedule: str = "constant"
     eval_every: int = 0
     eval_n: int = 2000
     eval_final_n: int = 0
     pretrain_steps: int = 0
-    ema_decay: float = 0.0
-    lr_schedule: str = "constant"
+    strategy: str = "default"
+    precision: str = "float32"
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.name in ("seed", "jit_compile", "on_nonfinite", "rollback_lr_factor",
-                              "ema_decay", "lr_schedule"):
+                              "ema_decay", "lr_schedule", "strategy", "precision"):
                 continue
             if field.name in ("eval_every", "eval_final_n", "pretrain_steps") and value == 0:
                 continue  # 0 turns that evaluation (or MLE pre-training) off
@@ -112,6 +119,12 @@ class TrainOptions:
         if isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 <= decay < 1:
             raise ConfigError(f"train.ema_decay={decay!r} must be 0 (off) or in (0, 1), e.g. "
                               "0.999.")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"train.strategy={self.strategy!r} must be one of "
+                              f"{', '.join(STRATEGIES)}.")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision={self.precision!r} must be one of "
+                              f"{', '.join(PRECISIONS)}.")
         if self.lr_schedule not in ("constant", "linear"):
             raise ConfigError(f"train.lr_schedule={self.lr_schedule!r} must be constant or "
                               "linear.")
@@ -153,12 +166,20 @@ class AdversarialTrainer:
       labels: int32 (N,) class ids of `images`, for a class-conditional GAN (else None);
         real batches are drawn with their labels and the fakes of a step use the same labels.
       num_classes: the label count of a conditional GAN, 0 for an unconditional one.
+      strategy: the tf.distribute strategy of `options.strategy` (None: the default one); the
+        models and optimizers must have been made, and this must be called, in its scope.
     """
 
     def __init__(self, generator, discriminator, generator_optimizer, discriminator_optimizer,
                  loss_fn, images: np.ndarray, pixel_range: tuple[float, float],
                  options: TrainOptions, regularization: Regularization | None = None,
-                 labels: np.ndarray | None = None, num_classes: int = 0):
+                 labels: np.ndarray | None = None, num_classes: int = 0, strategy=None):
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.distributed = options.strategy != "default"
+        self.replicas = self.strategy.num_replicas_in_sync
+        if options.batch_size % self.replicas:
+            raise ConfigError(f"train.batch_size={options.batch_size} must be a multiple of the "
+                              f"{self.replicas} replicas of train.strategy={options.strategy}.")
         self.generator, self.discriminator = generator, discriminator
         self.g_optimizer, self.d_optimizer = generator_optimizer, discriminator_optimizer
         self.loss_fn, self.options, self.pixel_range = loss_fn, options, pixel_range
@@ -173,6 +194,7 @@ class AdversarialTrainer:
         self.ema = GeneratorEMA(generator, options.ema_decay) if options.ema_decay else None
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.rng = keras.random.SeedGenerator(options.seed)
+        self.batch_rng = self.rng  # the batch's draws; see ganrun.distribute.ReplicaSeeds
         self.g_optimizer.build(generator.trainable_variables)
         self.d_optimizer.build(discriminator.trainable_variables)
         self.checkpoint = tf.train.Checkpoint(
@@ -181,13 +203,23 @@ class AdversarialTrainer:
             discriminator_optimizer=discriminator_optimizer,
             step=self.step, rng=self.rng.state,
             **({"generator_ema": self.ema.model} if self.ema else {}))
-        self.jit_compile = resolve_jit_compile(options.jit_compile, (generator, discriminator))
+        # TPUs always compile. Under mirrored/multi_worker the function spans several devices,
+        # which one XLA cluster cannot ("Trying to access resource ... located in device
+        # CPU:1 from device CPU:0"), so XLA stays off there.
+        self.jit_compile = options.strategy == "tpu" or (
+            resolve_jit_compile(options.jit_compile, (generator, discriminator))
+            and not self.distributed)
+        if options.jit_compile is True and self.distributed and options.strategy != "tpu":
+            log.warning("train.jit_compile=true is ignored under train.strategy=%s (XLA cannot "
+                        "compile a function spanning several devices).", options.strategy)
         self.train_steps = tf.function(
             self._train_steps, jit_compile=self.jit_compile,
             input_signature=[tf.TensorSpec([], tf.int32)])
 
     def _train_steps(self, num_steps):
         """Run `num_steps` adversarial steps; return the metrics averaged over them."""
+        if self.distributed:
+            return distributed_train_steps(self, num_steps)
         def body(index, totals):
             return index + 1, totals + self._adversarial_step(self.step + tf.cast(index, tf.int64))
 
@@ -219,15 +251,18 @@ class AdversarialTrainer:
         """float32 (B, H, W, C) real images in the generator's pixel range, and their int32
         (B,) labels (None when unconditional)."""
         count = tf.shape(self.images)[0]
-        indices = keras.random.randint((self.options.batch_size,), 0, count, seed=self.rng)
+        indices = shard(keras.random.randint((self.options.batch_size,), 0, count,
+                                             seed=self.batch_rng), self.replicas)
         low, high = self.pixel_range
         pixels = tf.cast(tf.gather(self.images, indices), tf.float32)
         labels = tf.gather(self.labels, indices) if self.num_classes else None
         return pixels * ((high - low) / 255.0) + low, labels
 
     def _latents(self, batch_size=None):
-        return keras.random.normal((batch_size or self.options.batch_size, self.latent_dim),
-                                   seed=self.rng)
+        if batch_size is None:  # this replica's slice of the global batch's latents
+            return shard(keras.random.normal((self.options.batch_size, self.latent_dim),
+                                             seed=self.batch_rng), self.replicas)
+        return keras.random.normal((batch_size, self.latent_dim), seed=self.rng)
 
     def _generate(self, labels, training=True):
         """A fresh batch of fakes (for the labels of a conditional GAN)."""
@@ -261,9 +296,10 @@ class AdversarialTrainer:
             d_loss, _ = self.loss_fn(real_logits, fake_logits)
             penalty = self.regularization.penalty(self._critic(labels), real, fake, real_logits,
                                                   self.rng, update_index)
-            total = d_loss + penalty
+            total = self._gradient_loss(d_loss + penalty, self.d_optimizer)
         variables = self.discriminator.trainable_variables
-        self.d_optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
+        gradients = tape.gradient(total, variables)
+        self.d_optimizer.apply_gradients(zip(gradients, variables))
         if self.regularization.clip_weights:
             penalties.clip_weights(variables, self.regularization.clip_weights)
         return d_loss, penalty, real_logits, fake_logits
@@ -275,9 +311,18 @@ class AdversarialTrainer:
             real_logits = (critic(real) if self.reads_real
                            else tf.zeros_like(fake_logits))  # unused by the loss
             _, g_loss = self.loss_fn(real_logits, fake_logits)
+            scaled = self._gradient_loss(g_loss, self.g_optimizer)
         variables = self.generator.trainable_variables
-        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
+        gradients = tape.gradient(scaled, variables)
+        self.g_optimizer.apply_gradients(zip(gradients, variables))
         return g_loss
+
+    def _gradient_loss(self, loss, optimizer):
+        """What to differentiate: the replica's mean loss / replicas (the optimizer sums
+        replicas' gradients, giving the global-batch mean's), times the float16 loss scale."""
+        if self.replicas > 1:
+            loss = loss / self.replicas
+        return optimizer.scale_loss(loss)  # identity unless a LossScaleOptimizer
 
     @property
     def sampling_generator(self) -> keras.Model:
