@@ -100,6 +100,7 @@ def test_two_local_workers_train_checkpoint_on_the_chief_and_resume(tmp_path):
     assert all("at step 4" in output for output in outputs), outputs[0][-2000:]
     assert (checkpoints / "ckpt-6.index").is_file()
     assert json.loads((run_dir / "metrics.json").read_text())["step"] == 6
+    assert len(list((run_dir / "tb" / "hparams").glob("events.*"))) == 2  # chief, 2 runs
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])

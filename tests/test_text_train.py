@@ -101,30 +101,28 @@ def _state(trainer):
     return [np.asarray(v.numpy() if hasattr(v, "numpy") else v) for v in variables]
 
 
-def test_each_phase_traces_once_and_resume_is_exact(compose, tmp_path, corpus):
+def test_each_phase_traces_once_and_resume_is_exact_under_xla(compose, tmp_path, corpus):
+    # XLA: bit-exact. Without XLA, TensorFlow's CPU kernels can differ in the last bit
+    # depending on what ran before in the process (measured: sampling before a step changed
+    # 16 arrays by <= 1e-8), so the non-XLA resume is only checked to a tolerance.
     base = [*_text(corpus), "model=relgan", "loss=relativistic", "train.pretrain_steps=3",
             "train.steps_per_call=3", "train.eval_every=0", "train.eval_final_n=0",
             "model.gumbel.beta_max=1", *SHRINK]  # beta constant: independent of train.steps
-    straight = _trainer(compose(*base, "train.steps=9"))
-    fit(straight, tmp_path / "straight")
-    assert straight.mle_steps.experimental_get_tracing_count() == 1
-    assert straight.adversarial_steps.experimental_get_tracing_count() == 1
-    first = _trainer(compose(*base, "train.steps=5"))
-    fit(first, tmp_path / "resumed")
-    resumed = _trainer(compose(*base, "train.steps=9"))
-    fit(resumed, tmp_path / "resumed")
-    for a, b in zip(_state(straight), _state(resumed), strict=True):
-        np.testing.assert_array_equal(a, b)
-
-
-def test_xla_runs_both_phases(compose, tmp_path, corpus):
-    cfg = compose(*_text(corpus), "model=relgan", "train.pretrain_steps=2",
-                  "train.jit_compile=true", "train.eval_every=0", "train.eval_final_n=0",
-                  *SHRINK)
-    trainer = _trainer(cfg)
-    assert trainer.jit_compile
-    metrics = fit(trainer, tmp_path)
-    assert math.isfinite(metrics["loss/d"]["value"])
+    for jit, exact in (("true", True), ("false", False)):
+        runs = tmp_path / jit
+        straight = _trainer(compose(*base, "train.steps=9", f"train.jit_compile={jit}"))
+        fit(straight, runs / "straight")
+        assert straight.mle_steps.experimental_get_tracing_count() == 1
+        assert straight.adversarial_steps.experimental_get_tracing_count() == 1
+        fit(_trainer(compose(*base, "train.steps=5", f"train.jit_compile={jit}")),
+            runs / "resumed")
+        resumed = _trainer(compose(*base, "train.steps=9", f"train.jit_compile={jit}"))
+        fit(resumed, runs / "resumed")
+        for a, b in zip(_state(straight), _state(resumed), strict=True):
+            if exact:
+                np.testing.assert_array_equal(a, b)
+            else:
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_rollout_is_seeded_and_gumbel_softmax_sums_to_one():

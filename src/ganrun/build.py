@@ -142,6 +142,9 @@ def trainer(cfg: DictConfig, dataset: ImageData) -> AdversarialTrainer:
         return text_trainer(cfg, dataset)
     if options.pretrain_steps:
         raise ConfigError("train.pretrain_steps is for text models only; set it to 0.")
+    if "pretrain_learning_rate" in cfg.model:  # a text model (configs/model/relgan.yaml)
+        raise ConfigError(f"the text model needs text data, but data {dataset.spec.name!r} is "
+                          f"{dataset.spec.kind}; choose data=text, coco or oracle.")
     regularize = regularization(cfg)
     keras.utils.set_random_seed(options.seed)  # initial weights depend on the seed only
     loss_fn, loss_name = loss(cfg)

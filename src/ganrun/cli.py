@@ -128,8 +128,11 @@ def _train(cfg: DictConfig):
 def _record_hparams(cfg: DictConfig, run_dir: Path, metrics: dict) -> float | None:
     """Write the run's TensorBoard HParams session; in a multirun, return the final value of
     `objective.metric` for the sweeper (Optuna minimizes or maximizes it)."""
-    from ganrun import hparams
+    from ganrun import distribute, hparams
 
+    strategy = OmegaConf.select(cfg, "train.strategy", default="default")
+    if not distribute.is_chief(distribute.make_strategy(strategy)):
+        return None  # multi_worker: only the chief writes the run directory
     hydra_cfg = HydraConfig.get()
     selected = hparams.selected_hparams(OmegaConf.to_container(cfg, resolve=True),
                                         list(hydra_cfg.overrides.task),

@@ -185,10 +185,12 @@ def format_rows(rows: dict[str, dict]) -> str:
     names = [f"bleu{n}" for n in ORDERS] + [f"self_bleu{n}" for n in ORDERS]
     names += [k for k in ("nll_gen", "nll_oracle", "oracle_entropy")
               if any(k in row for row in rows.values())]
-    lines = [f"{'':<16}" + "".join(f"{name:>12}" for name in names)]
+    widths = [max(12, len(name) + 2) for name in names]
+    lines = [f"{'':<16}" + "".join(f"{name:>{w}}" for name, w in zip(names, widths, strict=True))]
     for label, row in rows.items():
         cells = [row[name]["value"] if name in row else math.nan for name in names]
-        lines.append(f"{label:<16}" + "".join(f"{value:>12.4f}" for value in cells))
+        lines.append(f"{label:<16}" + "".join(f"{value:>{w}.4f}"
+                                               for value, w in zip(cells, widths, strict=True)))
     return "\n".join(lines)
 
 
