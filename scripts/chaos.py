@@ -7,7 +7,9 @@
 2. The chaos run (`<workdir>/chaos`) is started N times on the same run directory; each time,
    once its first compiled call is done, it gets SIGKILL after a random delay drawn uniformly
    from [0, 0.9 * loop time / N] (so kills land anywhere: inside compiled calls, while
-   sample grids or checkpoints are being written, and N kills cannot use up the whole run).
+   sample grids or checkpoints are being written), or earlier once its logged step passes
+   90% of its share of the remaining steps (so a process faster than the reference cannot
+   finish before its kill).
    Then it runs once more to the end.
 3. The final checkpoints of both runs are compared tensor by tensor (models, optimizer
    state, step counter, RNG state; only the checkpoint's save counter is skipped).
@@ -72,6 +74,21 @@ def reference_run(run_dir: Path, overrides: list[str], workdir: Path) -> float:
     return time.monotonic() - loop_started
 
 
+def wait_to_kill(process: subprocess.Popen, log_path: Path, deadline: float,
+                 kills_left: int) -> None:
+    """Wait until `deadline`, or less: a process faster than the reference could otherwise
+    finish before its kill, so it is also killed once its logged step passes 90% of its
+    share of the remaining steps (one share per kill left)."""
+    span = re.search(r"Training from step (\d+) to (\d+)", log_path.read_text(errors="replace"))
+    first, last = (int(span.group(1)), int(span.group(2))) if span else (0, 1 << 62)
+    cap = first + 0.9 * (last - first) / kills_left
+    while time.monotonic() < deadline and process.poll() is None:
+        logged = re.findall(r"step (\d+)/\d+", log_path.read_text(errors="replace"))
+        if logged and int(logged[-1]) >= cap:
+            return
+        time.sleep(0.05)
+
+
 def chaos_run(run_dir: Path, overrides: list[str], workdir: Path, kills: int,
               max_delay: float, rng: random.Random) -> tuple[int, list[str]]:
     """Kill N times, then finish; returns (kills done, what each start resumed from)."""
@@ -84,7 +101,8 @@ def chaos_run(run_dir: Path, overrides: list[str], workdir: Path, kills: int,
         found = re.search(r"Resumed from \S+ at step (\d+)", text)
         resumed.append(f"step {found.group(1)}" if found else "scratch")
         if attempt < kills and loop_started is not None:
-            time.sleep(max(0.0, rng.uniform(0, max_delay) - (time.monotonic() - loop_started)))
+            wait_to_kill(process, log_path, loop_started + rng.uniform(0, max_delay),
+                         kills - attempt)
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)
                 process.wait()

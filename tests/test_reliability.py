@@ -221,7 +221,7 @@ def test_signal_stops_a_real_run_gracefully_and_it_resumes_exactly(compose, tmp_
 @pytest.mark.slow
 def test_chaos_three_sigkills_resume_bit_exactly(tmp_path):
     overrides = [*TINY, "model=mlp", "train.steps=300", "train.checkpoint_every=10",
-                 "train.log_every=50", "train.sample_every=100", "train.steps_per_call=5"]
+                 "train.log_every=10", "train.sample_every=100", "train.steps_per_call=5"]
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "chaos.py"), "--kills", "3", "--workdir",
          str(tmp_path), "--", *overrides], capture_output=True, text=True, timeout=1200)
