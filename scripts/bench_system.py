@@ -33,7 +33,8 @@ DEFINITIONS = {
                     "(imports, Hydra, data, model build)",
     "first_step_s": "seconds from launching `ganrun train` to the end of its first compiled call "
                     "of one step (train.steps_per_call=1 for this measurement)",
-    "peak_rss_mb": "peak resident set size of the `ganrun train` process (os.wait4 ru_maxrss)",
+    "peak_rss_mb": "peak resident set size (VmHWM) of the `ganrun train` process, read at each "
+                   "of its log lines, the last being 'Done'",
 }
 
 
@@ -89,21 +90,34 @@ def _run_ganrun(overrides: list[str], label: str) -> dict:
                                     *overrides], stderr=subprocess.PIPE,
                                    stdout=subprocess.DEVNULL, text=True, env=env)
         setup_done = first_step = None
-        lines = []
+        lines, peak_kb = [], 0
         for line in process.stderr:
             lines.append(line)
+            peak_kb = max(peak_kb, _high_water_kb(process.pid))
             now = time.perf_counter() - started
             if setup_done is None and "Training from step" in line:
                 setup_done = now
             if first_step is None and "First compiled call" in line:
                 first_step = now
-        _, status, usage = os.wait4(process.pid, 0)
+        _, status, _ = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise RuntimeError(f"{label} failed:\n{''.join(lines[-20:])}")
     return {"command": f"ganrun train {' '.join(overrides)}", "label": label,
             "setup_done_s": round(setup_done, 1), "first_step_s": round(first_step, 1),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024), "total_s": round(now, 1)}
+            "peak_rss_mb": round(peak_kb / 1024), "total_s": round(now, 1)}
+
+
+def _high_water_kb(pid: int) -> int:
+    """VmHWM (peak RSS) of a live process. wait4's ru_maxrss is not used: a child forked
+    from this large process can report this process's RSS as its own high-water mark."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def startup_runs() -> list[dict]:
