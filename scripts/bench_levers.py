@@ -14,7 +14,6 @@ configuration without the lever, interleaved in the same run:
 from __future__ import annotations
 
 import functools
-import inspect
 
 import bench_loops as loops
 import numpy as np
@@ -24,22 +23,8 @@ from ganrun import build
 
 
 def fuse_discriminator_passes(trainer) -> None:
-    """Replace the trainer's D update by one that runs D once on concat(real, fake); written
-    for both the foundation trainer (`_discriminator_update(real)`) and the regularized one."""
-    if list(inspect.signature(trainer._discriminator_update).parameters) == ["real"]:
-        def simple(real):
-            fake = trainer.generator(trainer._latents(), training=True)
-            with tf.GradientTape() as tape:
-                logits = trainer.discriminator(tf.concat([real, fake], 0), training=True)
-                real_logits, fake_logits = tf.split(logits, 2)
-                d_loss, _ = trainer.loss_fn(real_logits, fake_logits)
-            variables = trainer.discriminator.trainable_variables
-            trainer.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, variables), variables))
-            return d_loss, real_logits, fake_logits
-
-        trainer._discriminator_update = simple
-        return
-
+    """Replace the trainer's D update by one that runs D once on concat(real, fake), with
+    the same penalties, augmentation and noise as `AdversarialTrainer._discriminator_update`."""
     def update(real, labels, noise, update_index):
         fake = trainer._generate(labels)
         both = None if labels is None else tf.concat([labels, labels], 0)
@@ -51,8 +36,7 @@ def fuse_discriminator_passes(trainer) -> None:
                                                      real_logits, trainer.rng, update_index)
             total = d_loss + penalty
         variables = trainer.discriminator.trainable_variables
-        scale = getattr(trainer, "_gradient_loss", lambda loss, optimizer: loss)
-        gradients = tape.gradient(scale(total, trainer.d_optimizer), variables)
+        gradients = tape.gradient(trainer._gradient_loss(total, trainer.d_optimizer), variables)
         trainer.d_optimizer.apply_gradients(zip(gradients, variables))
         return d_loss, penalty, real_logits, fake_logits
 
