@@ -56,6 +56,24 @@ def run_ganrun(*args: str, timeout: float = 300, env: dict | None = None):
                           timeout=timeout, env=full_env)
 
 
+def make_trainer(cfg):
+    """An AdversarialTrainer (or TextTrainer) built from a composed config, as the CLI does."""
+    from ganrun import build
+
+    return build.trainer(cfg, build.data(cfg))
+
+
+def training_state(trainer, *extra_variables) -> list:
+    """Every variable of a trainer's state, in a fixed order, as numpy arrays: both models,
+    both optimizers, `extra_variables` (e.g. the EMA generator's), the step and the RNG."""
+    import numpy as np
+
+    variables = [*trainer.generator.variables, *trainer.discriminator.variables,
+                 *trainer.g_optimizer.variables, *trainer.d_optimizer.variables,
+                 *extra_variables, trainer.step, trainer.rng.state]
+    return [np.asarray(v.numpy() if hasattr(v, "numpy") else v) for v in variables]
+
+
 def data_dir() -> Path | None:
     """$GANRUN_DATA_DIR when it holds mnist.npz (CI points it at the shared data)."""
     value = os.environ.get("GANRUN_DATA_DIR")

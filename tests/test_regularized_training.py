@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ganrun import build, sample
+from ganrun import sample
 from ganrun.checkpoints import Checkpoints
 from ganrun.cli import train_from_config
 from ganrun.errors import ConfigError
 from ganrun.fit import fit
+from tests.conftest import make_trainer, training_state
 
 EVERYTHING = [  # one run with every option on: conditional, SN, EMA, all penalties, augment
     "model.conditional=true", "model.discriminator.spectral_norm=true", "train.ema_decay=0.9",
@@ -18,17 +19,6 @@ EVERYTHING = [  # one run with every option on: conditional, SN, EMA, all penalt
     "regularize.clip_weights=0.5", "regularize.label_smoothing=0.1",
     "regularize.instance_noise=0.1", "regularize.augment=[translation,cutout]",
 ]
-
-
-def _trainer(cfg):
-    return build.trainer(cfg, build.data(cfg))
-
-
-def _state(trainer):
-    variables = [*trainer.generator.variables, *trainer.discriminator.variables,
-                 *trainer.g_optimizer.variables, *trainer.d_optimizer.variables,
-                 *trainer.ema.model.variables, trainer.step, trainer.rng.state]
-    return [np.asarray(v.numpy() if hasattr(v, "numpy") else v) for v in variables]
 
 
 @pytest.mark.parametrize("overrides", [
@@ -44,7 +34,7 @@ def _state(trainer):
     ["model.discriminator.spectral_norm=true", "loss=hinge"],
 ])
 def test_option_trains_and_traces_once(compose, tmp_path, overrides):
-    trainer = _trainer(compose(*overrides, "train.steps=5", "train.steps_per_call=3"))
+    trainer = make_trainer(compose(*overrides, "train.steps=5", "train.steps_per_call=3"))
     metrics = fit(trainer, tmp_path)
     assert np.isfinite(metrics["loss/d"]["value"]) and np.isfinite(metrics["loss/g"]["value"])
     assert trainer.train_steps.experimental_get_tracing_count() == 1
@@ -59,7 +49,7 @@ def test_everything_on_resumes_bit_for_bit(compose, tmp_path, monkeypatch):
     # interrupted run must have the same train.steps: it crashes right after ckpt-6.
     overrides = [*EVERYTHING, "train.checkpoint_every=3", "train.steps_per_call=2",
                  "train.steps=7"]
-    reference = _trainer(compose(*overrides))
+    reference = make_trainer(compose(*overrides))
     fit(reference, tmp_path / "reference")
     save = Checkpoints.save
 
@@ -71,11 +61,13 @@ def test_everything_on_resumes_bit_for_bit(compose, tmp_path, monkeypatch):
 
     monkeypatch.setattr(Checkpoints, "save", save_then_crash)
     with pytest.raises(Crash):
-        fit(_trainer(compose(*overrides)), tmp_path / "resumed")
+        fit(make_trainer(compose(*overrides)), tmp_path / "resumed")
     monkeypatch.setattr(Checkpoints, "save", save)
-    resumed = _trainer(compose(*overrides))
+    resumed = make_trainer(compose(*overrides))
     fit(resumed, tmp_path / "resumed")
-    for expected, actual in zip(_state(reference), _state(resumed), strict=True):
+    expected_state = training_state(reference, *reference.ema.model.variables)
+    resumed_state = training_state(resumed, *resumed.ema.model.variables)
+    for expected, actual in zip(expected_state, resumed_state, strict=True):
         np.testing.assert_array_equal(actual, expected)
     names = {name for name, _ in tf.train.list_variables(str(tmp_path / "resumed" / "checkpoints"
                                                              / "ckpt-7"))}
@@ -87,7 +79,8 @@ def test_everything_on_resumes_bit_for_bit(compose, tmp_path, monkeypatch):
 
 
 def test_ema_follows_its_formula_and_is_what_is_sampled(compose, tmp_path):
-    trainer = _trainer(compose("train.ema_decay=0.5", "train.steps=2", "train.steps_per_call=1"))
+    trainer = make_trainer(compose("train.ema_decay=0.5", "train.steps=2",
+                                   "train.steps_per_call=1"))
     before = [w.numpy() for w in trainer.ema.model.trainable_weights]
     trainer.train_steps(tf.constant(1))
     for old, average, current in zip(before, trainer.ema.model.trainable_weights,
@@ -102,7 +95,7 @@ def test_ema_follows_its_formula_and_is_what_is_sampled(compose, tmp_path):
 
 
 def test_linear_schedule_reaches_zero_at_the_end(compose, tmp_path):
-    trainer = _trainer(compose("train.lr_schedule=linear", "train.steps=4", "train.d_steps=2"))
+    trainer = make_trainer(compose("train.lr_schedule=linear", "train.steps=4", "train.d_steps=2"))
     fit(trainer, tmp_path)
     assert float(trainer.g_optimizer.learning_rate) == pytest.approx(0.0, abs=1e-12)
     assert float(trainer.d_optimizer.learning_rate) == pytest.approx(0.0, abs=1e-12)
@@ -111,7 +104,7 @@ def test_linear_schedule_reaches_zero_at_the_end(compose, tmp_path):
 
 def test_label_smoothing_needs_a_bce_loss(compose):
     with pytest.raises(ConfigError, match="label_smoothing"):
-        _trainer(compose("regularize.label_smoothing=0.1", "loss=hinge"))
+        make_trainer(compose("regularize.label_smoothing=0.1", "loss=hinge"))
 
 
 @pytest.mark.parametrize("override, message", [
@@ -123,7 +116,7 @@ def test_label_smoothing_needs_a_bce_loss(compose):
 ])
 def test_bad_regularization_is_a_config_error(compose, override, message):
     with pytest.raises(ConfigError, match=message):
-        _trainer(compose(override))
+        make_trainer(compose(override))
 
 
 def test_conditional_samples_one_row_per_class_and_one_label(compose, tmp_path):
@@ -140,7 +133,7 @@ def test_conditional_samples_one_row_per_class_and_one_label(compose, tmp_path):
         sample.sample_to_file(tmp_path, 2, tmp_path / "x.npz", label=12)
     # The sampled generator is the EMA one, restored from the checkpoint's generator_ema.
     generator, pixel_range, _ = sample.load_generator(tmp_path)
-    trainer = _trainer(cfg)
+    trainer = make_trainer(cfg)
     trainer.checkpoint.restore(str(tmp_path / "checkpoints" / "ckpt-4"))
     for expected, actual in zip(trainer.ema.model.weights, generator.weights, strict=True):
         np.testing.assert_array_equal(actual.numpy(), expected.numpy())

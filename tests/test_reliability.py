@@ -19,23 +19,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ganrun import build, guard
+from ganrun import guard
 from ganrun.checkpoints import Checkpoints
 from ganrun.errors import ConfigError, GanrunError
 from ganrun.fit import fit
 from ganrun.train import TrainingDiverged, TrainOptions
-from tests.conftest import ROOT, TINY
-
-
-def _trainer(cfg):
-    return build.trainer(cfg, build.data(cfg))
-
-
-def _state(trainer) -> list[np.ndarray]:
-    variables = [*trainer.generator.variables, *trainer.discriminator.variables,
-                 *trainer.g_optimizer.variables, *trainer.d_optimizer.variables,
-                 trainer.step, trainer.rng.state]
-    return [np.asarray(v.numpy() if hasattr(v, "numpy") else v) for v in variables]
+from tests.conftest import ROOT, TINY, make_trainer, training_state
 
 
 def _checkpoint_names(run_dir: Path) -> list[str]:
@@ -49,29 +38,29 @@ def _checkpoint_names(run_dir: Path) -> list[str]:
 def test_corrupt_newest_checkpoint_falls_back_and_still_resumes_exactly(compose, tmp_path,
                                                                          caplog):
     overrides = ["model=mlp", "train.checkpoint_every=3", "train.steps=8"]
-    reference = _trainer(compose(*overrides))
+    reference = make_trainer(compose(*overrides))
     fit(reference, tmp_path / "reference")
 
-    fit(_trainer(compose(*overrides[:-1], "train.steps=6")), tmp_path / "run")  # ckpt-3, -6
+    fit(make_trainer(compose(*overrides[:-1], "train.steps=6")), tmp_path / "run")  # ckpt-3, -6
     data_file = next((tmp_path / "run" / "checkpoints").glob("ckpt-6.data-*"))
     data_file.write_bytes(data_file.read_bytes()[: data_file.stat().st_size // 2])
-    resumed = _trainer(compose(*overrides))
+    resumed = make_trainer(compose(*overrides))
     with caplog.at_level(logging.INFO):
         fit(resumed, tmp_path / "run")
     assert "ckpt-6 could not be restored" in caplog.text
     assert "Resumed from" in caplog.text and "ckpt-3 at step 3" in caplog.text
-    for expected, actual in zip(_state(reference), _state(resumed), strict=True):
+    for expected, actual in zip(training_state(reference), training_state(resumed), strict=True):
         np.testing.assert_array_equal(actual, expected)
 
 
 def test_a_failing_write_keeps_the_previous_checkpoint_latest_and_readable(
         compose, tmp_path, monkeypatch):
     cfg = compose("model=mlp", "train.checkpoint_every=2", "train.steps=2")
-    fit(_trainer(cfg), tmp_path)
+    fit(make_trainer(cfg), tmp_path)
     state_file = tmp_path / "checkpoints" / "checkpoint"
     before = state_file.read_bytes()
 
-    trainer = _trainer(compose("model=mlp", "train.checkpoint_every=2", "train.steps=4"))
+    trainer = make_trainer(compose("model=mlp", "train.checkpoint_every=2", "train.steps=4"))
 
     def disk_full(prefix, options=None):  # writes part of the data, then the disk is full
         temp = Path(f"{prefix}_temp")
@@ -86,7 +75,7 @@ def test_a_failing_write_keeps_the_previous_checkpoint_latest_and_readable(
     assert state_file.read_bytes() == before
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
         "checkpoint", "ckpt-2.data-00000-of-00001", "ckpt-2.index"]  # partial files removed
-    fresh = _trainer(cfg)
+    fresh = make_trainer(cfg)
     restored = Checkpoints(fresh.checkpoint, tmp_path / "checkpoints").restore_latest()
     assert Path(restored).name == "ckpt-2" and int(fresh.step.numpy()) == 2
 
@@ -99,7 +88,7 @@ ABSURD = ["model=mlp", "optimizer.discriminator.learning_rate=1e30",
 
 def test_nan_stops_with_the_step_and_keeps_only_finite_checkpoints(compose, tmp_path):
     with pytest.raises(TrainingDiverged, match=r"steps ending at \d+: .*(loss|weights)"):
-        fit(_trainer(compose(*ABSURD)), tmp_path)
+        fit(make_trainer(compose(*ABSURD)), tmp_path)
     for name in _checkpoint_names(tmp_path) if (tmp_path / "checkpoints").is_dir() else []:
         reader = tf.train.load_checkpoint(str(tmp_path / "checkpoints" / name))
         for key in reader.get_variable_to_shape_map():
@@ -111,7 +100,7 @@ def test_nan_stops_with_the_step_and_keeps_only_finite_checkpoints(compose, tmp_
 def test_rollback_restores_lowers_learning_rates_logs_and_finishes(compose, tmp_path, caplog):
     # 1e30 * 1e-33 = 1e-3: one rollback brings the learning rates back to sane values.
     cfg = compose(*ABSURD, "train.on_nonfinite=rollback", "train.rollback_lr_factor=1e-33")
-    trainer = _trainer(cfg)
+    trainer = make_trainer(cfg)
     with caplog.at_level(logging.WARNING):
         metrics = fit(trainer, tmp_path)
     assert caplog.text.count("rolled back to") == 1
@@ -125,12 +114,12 @@ def test_rollback_gives_up_after_max_rollbacks(compose, tmp_path, caplog):
     cfg = compose(*ABSURD, "train.on_nonfinite=rollback", "train.max_rollbacks=2")
     with caplog.at_level(logging.WARNING), pytest.raises(TrainingDiverged,
                                                          match="after 2 rollbacks"):
-        fit(_trainer(cfg), tmp_path)
+        fit(make_trainer(cfg), tmp_path)
     assert caplog.text.count("rolled back to") == 2
 
 
 def test_non_finite_weights_are_caught_even_when_losses_are_finite(compose, tmp_path):
-    trainer = _trainer(compose("model=mlp"))
+    trainer = make_trainer(compose("model=mlp"))
     fit(trainer, tmp_path / "a")
     checkpoints = Checkpoints(trainer.checkpoint, tmp_path / "a" / "checkpoints")
     divergence = guard.DivergenceGuard(trainer, checkpoints)
@@ -154,7 +143,7 @@ def test_bad_guard_options_are_config_errors(field, value):
 
 def test_stop_request_checkpoints_flushes_and_says_how_to_resume(compose, tmp_path,
                                                                  monkeypatch):
-    trainer = _trainer(compose("model=mlp", "train.steps=40", "train.checkpoint_every=1000"))
+    trainer = make_trainer(compose("model=mlp", "train.steps=40", "train.checkpoint_every=1000"))
     real_steps = trainer.train_steps
 
     def steps_then_signal(count):  # the signal arrives during the third compiled call
@@ -207,11 +196,12 @@ def test_signal_stops_a_real_run_gracefully_and_it_resumes_exactly(compose, tmp_
     assert list((tmp_path / "run" / "tb").glob("events.out.tfevents.*"))
 
     target = step + 5  # resume in-process and compare with a run never interrupted
-    resumed = _trainer(compose("model=mlp", f"train.steps={target}", "train.steps_per_call=3"))
+    overrides = ("model=mlp", f"train.steps={target}", "train.steps_per_call=3")
+    resumed = make_trainer(compose(*overrides))
     fit(resumed, tmp_path / "run")
-    reference = _trainer(compose("model=mlp", f"train.steps={target}", "train.steps_per_call=3"))
+    reference = make_trainer(compose(*overrides))
     fit(reference, tmp_path / "reference")
-    for expected, actual in zip(_state(reference), _state(resumed), strict=True):
+    for expected, actual in zip(training_state(reference), training_state(resumed), strict=True):
         np.testing.assert_array_equal(actual, expected)
 
 

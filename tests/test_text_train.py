@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ganrun import build
 from ganrun.cli import train_from_config
 from ganrun.data.corpora import load_oracle
 from ganrun.data.oracle import random_oracle
@@ -19,7 +18,7 @@ from ganrun.data.spec import DataSpec
 from ganrun.errors import ConfigError
 from ganrun.fit import fit
 from ganrun.models.text import LSTMGenerator
-from tests.conftest import data_dir, group_options
+from tests.conftest import data_dir, group_options, make_trainer, training_state
 
 SHRINK = ["model.generator.hidden_dim=16", "model.generator.embed_dim=8",
           "model.discriminator.num_filters=8", "model.discriminator.embed_dim=8",
@@ -90,17 +89,6 @@ def test_mle_only_run_logs_only_the_mle_phase(compose, tmp_path, corpus):
     assert "mle/nll" in metrics and "loss/d" not in metrics
 
 
-def _trainer(cfg):
-    return build.trainer(cfg, build.data(cfg))
-
-
-def _state(trainer):
-    variables = [*trainer.generator.variables, *trainer.discriminator.variables,
-                 *trainer.g_optimizer.variables, *trainer.d_optimizer.variables,
-                 *trainer.mle_optimizer.variables, trainer.step, trainer.rng.state]
-    return [np.asarray(v.numpy() if hasattr(v, "numpy") else v) for v in variables]
-
-
 def test_each_phase_traces_once_and_resume_is_exact_under_xla(compose, tmp_path, corpus):
     # XLA: bit-exact. Without XLA, TensorFlow's CPU kernels can differ in the last bit
     # depending on what ran before in the process (measured: sampling before a step changed
@@ -110,15 +98,17 @@ def test_each_phase_traces_once_and_resume_is_exact_under_xla(compose, tmp_path,
             "model.gumbel.beta_max=1", *SHRINK]  # beta constant: independent of train.steps
     for jit, exact in (("true", True), ("false", False)):
         runs = tmp_path / jit
-        straight = _trainer(compose(*base, "train.steps=9", f"train.jit_compile={jit}"))
+        straight = make_trainer(compose(*base, "train.steps=9", f"train.jit_compile={jit}"))
         fit(straight, runs / "straight")
         assert straight.mle_steps.experimental_get_tracing_count() == 1
         assert straight.adversarial_steps.experimental_get_tracing_count() == 1
-        fit(_trainer(compose(*base, "train.steps=5", f"train.jit_compile={jit}")),
+        fit(make_trainer(compose(*base, "train.steps=5", f"train.jit_compile={jit}")),
             runs / "resumed")
-        resumed = _trainer(compose(*base, "train.steps=9", f"train.jit_compile={jit}"))
+        resumed = make_trainer(compose(*base, "train.steps=9", f"train.jit_compile={jit}"))
         fit(resumed, runs / "resumed")
-        for a, b in zip(_state(straight), _state(resumed), strict=True):
+        straight_state = training_state(straight, *straight.mle_optimizer.variables)
+        resumed_state = training_state(resumed, *resumed.mle_optimizer.variables)
+        for a, b in zip(straight_state, resumed_state, strict=True):
             if exact:
                 np.testing.assert_array_equal(a, b)
             else:
@@ -139,12 +129,12 @@ def test_rollout_is_seeded_and_gumbel_softmax_sums_to_one():
 
 def test_text_model_on_image_data_is_a_config_error(compose, tmp_path):
     with pytest.raises(ConfigError, match="text"):
-        _trainer(compose("model=relgan"))
+        make_trainer(compose("model=relgan"))
 
 
 def test_pretrain_steps_above_steps_is_a_config_error(compose, corpus):
     with pytest.raises(ConfigError, match="pretrain_steps"):
-        _trainer(compose(*_text(corpus), "model=relgan", "train.pretrain_steps=9"))
+        make_trainer(compose(*_text(corpus), "model=relgan", "train.pretrain_steps=9"))
 
 
 def test_spec_round_trips_with_vocab_size(tmp_path):

@@ -6,27 +6,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ganrun import build
 from ganrun.fit import fit, steps_until_next_event
 from ganrun.train import TrainOptions
-
-
-def _trainer(cfg):
-    return build.trainer(cfg, build.data(cfg))
-
-
-def _state(trainer) -> list[np.ndarray]:
-    """Every variable of the training state, in a fixed order."""
-    variables = [*trainer.generator.variables, *trainer.discriminator.variables,
-                 *trainer.g_optimizer.variables, *trainer.d_optimizer.variables,
-                 trainer.step, trainer.rng.state]
-    return [np.asarray(v.numpy() if hasattr(v, "numpy") else v) for v in variables]
+from tests.conftest import make_trainer, training_state
 
 
 def test_compiled_function_traces_once(compose, tmp_path):
     # 7 steps, 3 per call, events every 2: calls of 2, 2, 2, 1 steps -> one trace.
     cfg = compose("train.steps=7", "train.steps_per_call=3")
-    trainer = _trainer(cfg)
+    trainer = make_trainer(cfg)
     fit(trainer, tmp_path)
     assert int(trainer.step.numpy()) == 7
     assert trainer.train_steps.experimental_get_tracing_count() == 1
@@ -34,7 +22,7 @@ def test_compiled_function_traces_once(compose, tmp_path):
 
 def test_xla_trains_and_traces_once(compose, tmp_path):
     cfg = compose("model=mlp", "train.jit_compile=true", "train.steps=6")
-    trainer = _trainer(cfg)
+    trainer = make_trainer(cfg)
     assert trainer.jit_compile
     metrics = fit(trainer, tmp_path)
     assert np.isfinite(metrics["loss/d"]["value"])
@@ -44,24 +32,24 @@ def test_xla_trains_and_traces_once(compose, tmp_path):
 @pytest.mark.parametrize("model", ["mlp", "dcgan"])
 def test_resume_equals_an_uninterrupted_run(compose, tmp_path, model):
     overrides = [f"model={model}", "train.checkpoint_every=3", "train.steps_per_call=2"]
-    reference = _trainer(compose(*overrides, "train.steps=8"))
+    reference = make_trainer(compose(*overrides, "train.steps=8"))
     fit(reference, tmp_path / "reference")
 
-    first = _trainer(compose(*overrides, "train.steps=5"))  # checkpoints at 3 and 5
+    first = make_trainer(compose(*overrides, "train.steps=5"))  # checkpoints at 3 and 5
     fit(first, tmp_path / "resumed")
-    resumed = _trainer(compose(*overrides, "train.steps=8"))  # a fresh process's state
+    resumed = make_trainer(compose(*overrides, "train.steps=8"))  # a fresh process's state
     fit(resumed, tmp_path / "resumed")
 
     assert int(resumed.step.numpy()) == 8
-    for expected, actual in zip(_state(reference), _state(resumed), strict=True):
+    for expected, actual in zip(training_state(reference), training_state(resumed), strict=True):
         np.testing.assert_array_equal(actual, expected)
 
 
 def test_a_finished_run_is_not_trained_again(compose, tmp_path):
     cfg = compose()
-    fit(_trainer(cfg), tmp_path)
+    fit(make_trainer(cfg), tmp_path)
     before = (tmp_path / "metrics.json").read_text()
-    again = _trainer(cfg)
+    again = make_trainer(cfg)
     fit(again, tmp_path)
     assert int(again.step.numpy()) == 4
     assert (tmp_path / "metrics.json").read_text() == before
@@ -91,7 +79,7 @@ def test_bad_options_are_config_errors(field, value):
 def test_samples_and_tensorboard_are_written(compose, tmp_path):
     from tensorboard.backend.event_processing import event_accumulator
 
-    fit(_trainer(compose("train.steps=4")), tmp_path, config_text="train: {}")
+    fit(make_trainer(compose("train.steps=4")), tmp_path, config_text="train: {}")
     accumulator = event_accumulator.EventAccumulator(
         str(tmp_path / "tb"), size_guidance={event_accumulator.TENSORS: 0})
     accumulator.Reload()
