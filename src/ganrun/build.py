@@ -184,6 +184,9 @@ def text_trainer(cfg: DictConfig, dataset):
 
     options = train_options(cfg.train)
     check_text_options(options)
+    if regularization(cfg) != Regularization():  # they act on images and image trainers only
+        raise ConfigError("the text GAN (model=relgan) takes no regularize.* options; remove "
+                          "those overrides (it clips gradient norms: model.gumbel.clip_norm).")
     if "pretrain_learning_rate" not in cfg.model:
         raise ConfigError(f"data {dataset.spec.name} is text; choose a text model "
                           "(model=relgan).")

@@ -223,3 +223,9 @@ def check_text_options(options: TrainOptions) -> None:
     if getattr(options, "strategy", "default") != "default":
         raise ConfigError("text models run with train.strategy=default only; remove the "
                           "train.strategy override.")
+    # Options of the image trainer that TextTrainer does not implement: refuse, never ignore.
+    if options.ema_decay:
+        raise ConfigError("the text GAN keeps no EMA generator; remove train.ema_decay.")
+    if options.lr_schedule != "constant":
+        raise ConfigError("the text GAN trains with constant learning rates; remove "
+                          "train.lr_schedule.")
