@@ -204,7 +204,7 @@ def test_best_checkpoint_keeps_the_lowest_fid_across_resumes(tmp_path):
     import keras
     import tensorflow as tf
 
-    from ganrun.evaluate.during_training import BEST_DIR, read_best
+    from ganrun.evaluate.best import BEST_DIR, read_best
 
     generator = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
     trainer = type("Trainer", (), {"generator": generator, "pixel_range": (-1.0, 1.0)})()

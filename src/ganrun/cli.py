@@ -89,6 +89,14 @@ def train_from_config(cfg: DictConfig, run_dir: Path) -> dict:
     evaluator = build.evaluator_options(cfg.get("evaluator"))
     dataset = build.data(cfg)
     trainer = build.trainer(cfg, dataset)
+    # Periodic and final metrics (train.eval_every, eval_final_n), checked before anything is
+    # written; image runs train the feature network here if it is not cached.
+    if dataset.spec.kind == "text":  # BLEU, Self-BLEU, NLL-gen (and NLL-oracle)
+        from ganrun.evaluate.text import make_text_evaluation
+
+        evaluation = make_text_evaluation(dataset, options)
+    else:
+        evaluation = make_training_evaluation(dataset, options, evaluator)
     saved_config, saved_spec = run_dir / "experiment.yaml", run_dir / "data_spec.json"
     has_checkpoint = (run_dir / "checkpoints" / "checkpoint").is_file()
     if has_checkpoint and saved_config.is_file() and saved_spec.is_file():
@@ -106,12 +114,6 @@ def train_from_config(cfg: DictConfig, run_dir: Path) -> dict:
             dataset.save(run_dir)  # vocab.json
     log.info("Run directory: %s", run_dir.resolve())
     _, loss_name = build.loss(cfg)
-    # Image metrics (train.eval_every, eval_final_n); trains the feature network if uncached.
-    evaluation = make_training_evaluation(dataset, build.train_options(cfg.train), evaluator)
-    if dataset.spec.kind == "text":  # BLEU, Self-BLEU, NLL-gen (and NLL-oracle) instead
-        from ganrun.evaluate.text import make_text_evaluation
-
-        evaluation = make_text_evaluation(dataset, build.train_options(cfg.train))
     with StopRequest():  # SIGTERM / Ctrl-C stop after the current compiled call
         metrics = fit(trainer, run_dir, OmegaConf.to_yaml(cfg, resolve=True), loss_name,
                       evaluation)

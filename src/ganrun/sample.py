@@ -26,7 +26,8 @@ CHUNK = 500  # images generated per forward pass, to bound memory for large n
 
 def load_generator(run_dir: Path, checkpoint: str = "latest"):
     """(generator, pixel_range, checkpoint path) of the run's newest readable checkpoint, or
-    with checkpoint="best" of its lowest-FID one (checkpoints/best, see train.eval_every)."""
+    with checkpoint="best" of its best-scoring one (checkpoints/best, see
+    ganrun.evaluate.best)."""
     if checkpoint not in ("latest", "best"):
         raise ConfigError(f"checkpoint={checkpoint!r} must be latest or best.")
     config_path, spec_path = run_dir / "experiment.yaml", run_dir / "data_spec.json"

@@ -63,6 +63,8 @@ class TrainOptions:
         ganrun.evaluate.during_training.
       eval_n: samples (and test images) per periodic evaluation; cheap, so noisier.
       eval_final_n: samples of the full evaluation after the last step (0 = none).
+      best_metric: the periodic metric that picks checkpoints/best (auto: FID for images,
+        NLL-gen for text), see ganrun.evaluate.best.
       pretrain_steps: text models only: the first this many of `steps` are maximum-likelihood
         (teacher-forcing) steps of the generator, the rest adversarial; see ganrun.text_train.
       strategy: default | mirrored | multi_worker | tpu, see ganrun.distribute; batch_size is
@@ -89,6 +91,7 @@ class TrainOptions:
     eval_every: int = 0
     eval_n: int = 2000
     eval_final_n: int = 0
+    best_metric: str = "auto"
     pretrain_steps: int = 0
     strategy: str = "default"
     precision: str = "float32"
@@ -97,7 +100,8 @@ class TrainOptions:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.name in ("seed", "jit_compile", "on_nonfinite", "rollback_lr_factor",
-                              "ema_decay", "lr_schedule", "strategy", "precision"):
+                              "ema_decay", "lr_schedule", "strategy", "precision",
+                              "best_metric"):  # checked below, or by the evaluation
                 continue
             if field.name in ("eval_every", "eval_final_n", "pretrain_steps") and value == 0:
                 continue  # 0 turns that evaluation (or MLE pre-training) off

@@ -1,39 +1,27 @@
-"""Image metrics while training: a cheap periodic evaluation, the best-FID checkpoint, and the
+"""Image metrics while training: a cheap periodic evaluation, the best checkpoint, and the
 full-count evaluation at the end.
 
 Every `train.eval_every` steps (and at the last step) `train.eval_n` images (2,000 by default,
 cheap and therefore noisier and biased upwards compared with 10,000) are scored against as
-many test images and logged to TensorBoard as `eval_periodic/<metric>`. When the FID is the
-lowest so far, the evaluated generator weights are saved to `checkpoints/best/` (a
-TensorFlow checkpoint holding only `generator`, written atomically by CheckpointManager), and
-`checkpoints/best/best.json` records its step and FID so a resumed run keeps competing with
-it. At the end `train.eval_final_n` images (10,000 by default) are scored as `ganrun eval`
-does (`eval/<metric>`, and the "eval" section of metrics.json).
+many test images and logged to TensorBoard as `eval_periodic/<metric>`; the generator with
+the best `train.best_metric` (FID by default) is kept in `checkpoints/best/`
+(ganrun.evaluate.best). At the end `train.eval_final_n` images (10,000 by default) are scored
+as `ganrun eval` does (`eval/<metric>`, and the "eval" section of metrics.json).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
-import tensorflow as tf
-
 from ganrun import summaries
-from ganrun.checkpoints import Checkpoints
 from ganrun.data.images import ImageData
 from ganrun.evaluate import scores
-from ganrun.evaluate.feature_net import (
-    EvaluatorOptions,
-    load_or_train,
-    unavailable_reason,
-    write_json_atomic,
-)
+from ganrun.evaluate.best import BEST_DIR, BestCheckpoint, read_best, resolve_metric
+from ganrun.evaluate.feature_net import EvaluatorOptions, load_or_train, unavailable_reason
 from ganrun.sample import generate
 
 log = logging.getLogger(__name__)
-
-BEST_DIR = Path("checkpoints") / "best"
 
 
 def evaluated_generator(trainer):
@@ -54,9 +42,10 @@ class TrainingEvaluation:
     """Evaluation during `fit`: call `due`/`periodic` after each compiled call, `final` once."""
 
     def __init__(self, net, data: ImageData, every: int, n: int, final_n: int, last_step: int,
-                 seed: int = 0):
+                 seed: int = 0, best_metric: str = "auto"):
         self.net, self.data, self.every, self.last_step = net, data, every, last_step
         self.n, self.final_n, self.seed = n, final_n, seed
+        self.best = BestCheckpoint(*resolve_metric(best_metric, "image"), n)
         self._scorer = None
 
     def due(self, step: int) -> bool:
@@ -66,24 +55,16 @@ class TrainingEvaluation:
         return generate(evaluated_generator(trainer), trainer.pixel_range, count, self.seed)
 
     def periodic(self, trainer, step: int, writer, run_dir: Path) -> dict:
-        """Score `n` samples, log them, and keep the generator as `best` if its FID is lowest."""
+        """Score `n` samples, log them, and keep the generator as `best` if it scores best."""
         if self._scorer is None:
             self._scorer = scores.Scorer(self.net, self.data, self.n)
         section = self._scorer.score(self._images(trainer, self.n),
                                      f"generator at step {step}, latents seed {self.seed}")
         write_section(writer, "eval_periodic", section, step)
         log.info("eval at step %d (%d samples): %s", step, self.n, scores.summary_line(section))
-        best_dir = Path(run_dir) / BEST_DIR
-        best = read_best(best_dir)
-        fid = section["fid"]["value"]
-        if best is None or best.get("n_fake") != self.n or fid < best["fid"]:
-            checkpoint = tf.train.Checkpoint(generator=evaluated_generator(trainer))
-            path = Checkpoints(checkpoint, best_dir, keep=1).save(step)
-            write_json_atomic(best_dir / "best.json", {
-                "step": step, "fid": fid, "n_fake": self.n, "n_real": self._scorer.n_real,
-                "checkpoint": Path(path).name, "definition": "lowest periodic FID so far "
-                f"({self.n} samples, see eval_periodic/definition in TensorBoard)"})
-            log.info("New best FID %.4g at step %d: saved %s.", fid, step, path)
+        self.best.offer(evaluated_generator(trainer), step, section, run_dir,
+                        f"{self.n} samples vs {self._scorer.n_real} real images, see "
+                        "eval_periodic/definition in TensorBoard")
         return section
 
     def final(self, trainer, step: int, writer) -> dict | None:
@@ -117,12 +98,6 @@ class TrainingEvaluation:
         return entries
 
 
-def read_best(best_dir: Path) -> dict | None:
-    """The best checkpoint's record (step, fid, n_fake, ...), or None."""
-    path = Path(best_dir) / "best.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def make_training_evaluation(data: ImageData, train_options,
                              evaluator: EvaluatorOptions) -> TrainingEvaluation | None:
     """The evaluation `train_options` asks for, or None when it is off or impossible.
@@ -131,6 +106,8 @@ def make_training_evaluation(data: ImageData, train_options,
     test split cannot have the metrics: training goes on and the log says which are missing.
     """
     every, final_n = train_options.eval_every, train_options.eval_final_n
+    if data.spec.kind == "image":
+        resolve_metric(train_options.best_metric, "image")  # a bad name fails even when off
     if (not every and not final_n) or data.spec.kind != "image":
         return None  # text runs are scored by BLEU (ganrun.evaluate.bleu)
     reason = unavailable_reason(data)
@@ -139,4 +116,4 @@ def make_training_evaluation(data: ImageData, train_options,
         return None
     return TrainingEvaluation(load_or_train(data, evaluator), data, every,
                               train_options.eval_n, final_n, train_options.steps,
-                              train_options.seed)
+                              train_options.seed, train_options.best_metric)

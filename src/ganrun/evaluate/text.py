@@ -20,6 +20,7 @@ import tensorflow as tf
 from ganrun import summaries
 from ganrun.data.corpora import TextData
 from ganrun.errors import ConfigError, GanrunError
+from ganrun.evaluate.best import BEST_DIR, BestCheckpoint, read_best, resolve_metric
 from ganrun.evaluate.bleu import bleu_report, self_bleu
 from ganrun.text_train import sample_ids
 
@@ -149,8 +150,11 @@ class TextEvaluation:
     """fit's evaluation hook for text runs: BLEU + NLL-gen of `n` samples every `every` steps,
     and every metric of `final_n` samples at the end (metrics.json "eval")."""
 
-    def __init__(self, data: TextData, every: int, n: int, final_n: int, seed: int = 0):
+    def __init__(self, data: TextData, every: int, n: int, final_n: int, seed: int = 0,
+                 best_metric: str = "auto"):
         self.data, self.every, self.n, self.final_n, self.seed = data, every, n, final_n, seed
+        self.best = BestCheckpoint(*resolve_metric(best_metric, "text", data.oracle is not None),
+                                   n)
 
     def due(self, step: int) -> bool:
         return bool(self.every) and step % self.every == 0
@@ -161,23 +165,34 @@ class TextEvaluation:
         summaries.write_scalars(writer, flat(section, "eval_periodic"), step)
         log.info("step %d  eval (%d samples): %s", step, self.n, "  ".join(
             f"{k} {v:.4g}" for k, v in flat(section, "").items()))
+        self.best.offer(trainer.generator, step, section, run_dir,
+                        f"{self.n} samples at temperature 1, seed {self.seed}; NLL-gen on "
+                        f"{min(self.n, 1000)} test sequences")
 
     def final_entries(self, trainer, step: int, writer, run_dir: Path) -> dict:
-        if not self.final_n:
-            return {}
-        section = generator_section(trainer.generator, self.data, self.final_n, 1.0,
-                                    self.seed, self.final_n)
-        section = {"step": step, **section}
-        summaries.write_scalars(writer, flat(section, "eval"), step)
-        return {"eval": section, **{k: {"value": v, "definition": section[k[5:]]["definition"]}
-                                    for k, v in flat(section, "eval").items()}}
+        """metrics.json's "eval" (every metric of `final_n` samples of the final generator),
+        its flat "eval/<metric>" entries (sweep objectives) and "best" (checkpoints/best)."""
+        entries = {}
+        if self.final_n:
+            section = generator_section(trainer.generator, self.data, self.final_n, 1.0,
+                                        self.seed, self.final_n)
+            section = {"step": step, **section}
+            summaries.write_scalars(writer, flat(section, "eval"), step)
+            entries = {"eval": section,
+                       **{k: {"value": v, "definition": section[k[5:]]["definition"]}
+                          for k, v in flat(section, "eval").items()}}
+        best = read_best(Path(run_dir) / BEST_DIR)
+        if best is not None:
+            entries["best"] = best
+        return entries
 
 
 def make_text_evaluation(data: TextData, options) -> TextEvaluation | None:
+    resolve_metric(options.best_metric, "text", data.oracle is not None)  # even when off
     if not options.eval_every and not options.eval_final_n:
         return None
     return TextEvaluation(data, options.eval_every, options.eval_n, options.eval_final_n,
-                          options.seed)
+                          options.seed, options.best_metric)
 
 
 def format_rows(rows: dict[str, dict]) -> str:
@@ -195,23 +210,24 @@ def format_rows(rows: dict[str, dict]) -> str:
 
 
 def evaluate_text_run(run_dir: Path, data: TextData, generator, checkpoint_path: str, n: int,
-                      seed: int = 0, temperatures=None) -> dict:
+                      seed: int = 0, temperatures=None, key: str = "eval") -> dict:
     """`ganrun eval` on a text run: every metric of `n` samples at temperature 1 (metrics.json
-    "eval"); with `temperatures`, the sweep (metrics.json "eval_temperatures", the PNG
-    `<run>/eval_temperatures.png`). Returns {label: section} rows for `format_rows`."""
+    `key`: "eval" for the latest checkpoint, "eval_best" for the best); with `temperatures`,
+    the sweep (metrics.json "<key>_temperatures", the PNG `<run>/<key>_temperatures.png`).
+    Returns {label: section} rows for `format_rows`."""
     from ganrun.evaluate.run_eval import update_metrics_json  # noqa: PLC0415
 
     step = int(Path(checkpoint_path).name.rsplit("-", 1)[-1])
     section = {"step": step, "checkpoint": str(checkpoint_path),
                **generator_section(generator, data, n, 1.0, seed, n)}
-    update_metrics_json(run_dir, "eval", section)
+    update_metrics_json(run_dir, key, section)
     writer = tf.summary.create_file_writer(str(Path(run_dir) / "tb"))
-    summaries.write_scalars(writer, flat(section, "eval"), step)
+    summaries.write_scalars(writer, flat(section, key), step)
     rows = {"generator T=1": section}
     if temperatures:
         sweep = temperature_sweep(generator, data, temperatures, n, seed, n,
-                                  Path(run_dir) / "eval_temperatures.png")
-        update_metrics_json(run_dir, "eval_temperatures", sweep)
+                                  Path(run_dir) / f"{key}_temperatures.png")
+        update_metrics_json(run_dir, f"{key}_temperatures", sweep)
         rows.update({f"T={label}": row for label, row in sweep["temperatures"].items()})
         rows["training data"] = sweep["training_data"]
     writer.flush()
@@ -225,19 +241,23 @@ def evaluate_text_run_dir(run_dir: Path, data: TextData, run_config, n: int, che
     from ganrun import build  # noqa: PLC0415 (build imports the training stack)
     from ganrun.evaluate.run_eval import check_same_data  # noqa: PLC0415
 
-    if checkpoint != "latest":
-        raise ConfigError("text runs keep no best checkpoint; use checkpoint=latest.")
     if not isinstance(n, int) or isinstance(n, bool) or n < 2:
         raise ConfigError(f"n={n!r} must be an integer of at least 2 (10000 for numbers "
                           "comparable with the literature).")
     check_same_data(run_dir, data)
+    if checkpoint not in ("latest", "best"):
+        raise ConfigError(f"checkpoint={checkpoint!r} must be latest or best.")
     generator = build.text_generator(run_config, data.spec)
-    path = tf.train.latest_checkpoint(str(Path(run_dir) / "checkpoints"))
+    best = checkpoint == "best"
+    path = tf.train.latest_checkpoint(str(Path(run_dir) / (BEST_DIR if best else "checkpoints")))
     if path is None:
-        raise GanrunError(f"{run_dir} has no checkpoint yet; train first.")
+        raise GanrunError(f"{run_dir} has no best checkpoint (kept only when training evaluates, "
+                          "train.eval_every > 0); use checkpoint=latest." if best else
+                          f"{run_dir} has no checkpoint yet; train first.")
     # Only the generator is needed: the rest of the training state stays unread.
     tf.train.Checkpoint(generator=generator).restore(path).expect_partial() \
         .assert_existing_objects_matched()
     rows = evaluate_text_run(run_dir, data, generator, path, n, seed,
-                             list(temperatures) if temperatures else None)
+                             list(temperatures) if temperatures else None,
+                             "eval_best" if best else "eval")
     return format_rows(rows)
