@@ -110,6 +110,49 @@ def test_rollback_restores_lowers_learning_rates_logs_and_finishes(compose, tmp_
     assert not guard.WeightCheck([trainer.generator, trainer.discriminator]).nonfinite()
 
 
+def test_resume_keeps_the_checkpoints_rates_unless_the_config_changes_them(compose, tmp_path,
+                                                                          caplog, monkeypatch):
+    from ganrun.cli import train_from_config
+
+    run, base = tmp_path / "run", ["model=mlp", "train.eval_every=0", "train.eval_final_n=0"]
+    cfg = compose(*base, "train.steps=4")
+    train_from_config(cfg, run)
+    # A rollback (or anything else) lowered the discriminator's rate inside the checkpoint.
+    trainer = make_trainer(cfg)
+    checkpoints = Checkpoints(trainer.checkpoint, run / "checkpoints")
+    checkpoints.restore_latest()
+    trainer.d_optimizer.learning_rate.assign(1e-5)
+    checkpoints.save(4)
+
+    import ganrun.fit
+
+    seen, original = {}, ganrun.fit.fit
+
+    def spy(trainer, *args, **kwargs):  # the rates the resumed run trained with
+        result = original(trainer, *args, **kwargs)
+        seen.update(g=float(trainer.g_optimizer.learning_rate.numpy()),
+                    d=float(trainer.d_optimizer.learning_rate.numpy()))
+        return result
+
+    monkeypatch.setattr(ganrun.fit, "fit", spy)
+
+    def resumed_rates(*overrides):
+        train_from_config(compose(*base, *overrides), run)
+        return dict(seen)
+
+    # Same config: the checkpoint's rates hold (the lowered one included).
+    assert resumed_rates("train.steps=6") == pytest.approx({"g": 2e-4, "d": 1e-5})
+    # A new rate on the command line replaces the restored one, and is logged.
+    with caplog.at_level(logging.INFO):
+        rates = resumed_rates("train.steps=8", "optimizer.generator.learning_rate=5e-5")
+    assert rates == pytest.approx({"g": 5e-5, "d": 1e-5})
+    assert "g_optimizer learning rate 0.0002 from the checkpoint replaced by the config's 5e-05" \
+        in caplog.text
+    # experiment.yaml now holds the latest launch's config: resuming with it again keeps
+    # whatever the checkpoint holds.
+    assert "5.0e-05" in (run / "experiment.yaml").read_text()
+
+
 def test_rollback_gives_up_after_max_rollbacks(compose, tmp_path, caplog):
     cfg = compose(*ABSURD, "train.on_nonfinite=rollback", "train.max_rollbacks=2")
     with caplog.at_level(logging.WARNING), pytest.raises(TrainingDiverged,

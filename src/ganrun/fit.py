@@ -16,6 +16,7 @@ from pathlib import Path
 
 import keras
 import tensorflow as tf
+from keras.optimizers.schedules import LearningRateSchedule
 
 from ganrun import distribute, guard, summaries
 from ganrun.checkpoints import Checkpoints
@@ -81,6 +82,17 @@ def _save_generator(generator, path: Path) -> None:
     temporary.replace(path)
 
 
+def _set_learning_rates(trainer, rates: dict[str, float]) -> None:
+    for name, rate in rates.items():
+        optimizer = getattr(trainer, name)
+        if isinstance(optimizer._learning_rate, LearningRateSchedule):
+            continue  # a schedule is rebuilt from the config at each launch: the new rate holds
+        old = float(optimizer.learning_rate.numpy())
+        optimizer.learning_rate.assign(rate)
+        log.info("%s learning rate %.3g from the checkpoint replaced by the config's %.3g.",
+                 name, old, rate)
+
+
 def _final_metrics(window: MetricWindow, whole_run: MetricWindow, trainer, step: int,
                    wall_seconds: float, loss_name: str) -> dict:
     options = trainer.options
@@ -108,12 +120,14 @@ def _final_metrics(window: MetricWindow, whole_run: MetricWindow, trainer, step:
 
 
 def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
-        loss_name: str = "", evaluation=None) -> dict:
+        loss_name: str = "", evaluation=None, new_learning_rates=None) -> dict:
     """Train until `trainer.options.steps`, resuming from `run_dir/checkpoints` if present.
 
     `evaluation` (a ganrun.evaluate.during_training.TrainingEvaluation, or None) scores
     samples every train.eval_every steps, keeps checkpoints/best, and scores the final
-    generator into the "eval" section of metrics.json.
+    generator into the "eval" section of metrics.json. `new_learning_rates` ({optimizer
+    attribute of the trainer: rate}) replace the restored rates on resume: the config changed
+    them since the checkpoint was written.
 
     Returns the contents written to `run_dir/metrics.json`.
     """
@@ -127,6 +141,7 @@ def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
     step = int(trainer.step.numpy())
     if restored:
         log.info("Resumed from %s at step %d.", restored, step)
+        _set_learning_rates(trainer, new_learning_rates or {})
     if step >= options.steps:
         log.info("The run is at step %d, which is train.steps=%d already; raise train.steps "
                  "to train further.", step, options.steps)
