@@ -8,7 +8,8 @@ import pytest
 from ganrun.cli import train_from_config
 from tests.conftest import group_options
 
-TEXT_OPTIONS = ("text", "coco", "oracle", "relgan", "coco_mle", "coco_relgan", "oracle_relgan")
+TEXT_OPTIONS = ("text", "coco", "oracle", "relgan", "coco_mle", "coco_relgan", "oracle_relgan",
+                "wgan_char", "coco_wgan_char")  # wgan_char: tests/test_wgan_char.py
 CASES = [f"{group}={option}" for group in ("model", "loss", "optimizer", "data")
          for option in group_options(group)
          if option not in ("mnist", "npz", "folder")  # files needed: tests/test_image_sources.py

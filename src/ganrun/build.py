@@ -139,13 +139,23 @@ def trainer(cfg: DictConfig, dataset: ImageData) -> AdversarialTrainer:
         if (options.strategy, options.precision) != ("default", "float32"):
             raise ConfigError("text models train with train.strategy=default and "
                               "train.precision=float32 only.")
-        return text_trainer(cfg, dataset)
+        if not latent_text_model(cfg):
+            return text_trainer(cfg, dataset)
     if options.pretrain_steps:
-        raise ConfigError("train.pretrain_steps is for text models only; set it to 0.")
-    if "pretrain_learning_rate" in cfg.model:  # a text model (configs/model/relgan.yaml)
+        raise ConfigError("train.pretrain_steps is the MLE pre-training of model=relgan; this "
+                          "model has none, set it to 0.")
+    if dataset.spec.kind != "text" and ("pretrain_learning_rate" in cfg.model
+                                        or latent_text_model(cfg)):  # relgan, wgan_char
         raise ConfigError(f"the text model needs text data, but data {dataset.spec.name!r} is "
                           f"{dataset.spec.kind}; choose data=text, coco or oracle.")
     regularize = regularization(cfg)
+    if dataset.spec.kind == "text" and regularize.augment:
+        raise ConfigError("regularize.augment (DiffAugment) transforms images; remove it for "
+                          "text models.")
+    if dataset.spec.kind == "text" and options.eval_every \
+            and options.best_metric in ("auto", "nll_gen"):
+        raise ConfigError("model=wgan_char has no NLL-gen (its generator is not "
+                          "autoregressive); set train.best_metric=bleu5 or another BLEU metric.")
     keras.utils.set_random_seed(options.seed)  # initial weights depend on the seed only
     loss_fn, loss_name = loss(cfg)
     regularize.check_loss(loss_name)
@@ -161,15 +171,32 @@ def trainer(cfg: DictConfig, dataset: ImageData) -> AdversarialTrainer:
                       for make in (generator, discriminator)]
         if options.strategy != "default":
             distribute.synchronize_batch_norm(models)
-        return AdversarialTrainer(
-            *models,
+        optimizers = [
             precision.wrap_optimizer(
                 optimizer(cfg, "generator", options.steps if linear else None), mixed),
             precision.wrap_optimizer(optimizer(
-                cfg, "discriminator", options.steps * options.d_steps if linear else None), mixed),
-            loss_fn, dataset.x_train, generator_pixel_range(cfg), options,
+                cfg, "discriminator", options.steps * options.d_steps if linear else None), mixed)]
+        if dataset.spec.kind == "text":  # model=wgan_char: one-hot real sequences, text samples
+            from ganrun.text_wgan import LatentTextTrainer  # noqa: PLC0415
+
+            return LatentTextTrainer(*models, *optimizers, loss_fn, dataset, options, regularize)
+        return AdversarialTrainer(
+            *models, *optimizers, loss_fn, dataset.x_train, generator_pixel_range(cfg), options,
             regularization=regularize, labels=dataset.y_train if classes else None,
             num_classes=classes, strategy=strategy)
+
+
+def latent_text_model(cfg: DictConfig) -> bool:
+    """Whether cfg.model is a text model with a latent input (`data_kind: text`, e.g.
+    model=wgan_char): trained by the image trainer on one-hot sequences (ganrun.text_wgan)."""
+    return cfg.model.get("data_kind") == "text"
+
+
+def any_generator(cfg: DictConfig, spec: DataSpec) -> keras.Model:
+    """The generator of any model: relgan's (no latent input) or one taking latents."""
+    if "pretrain_learning_rate" in cfg.model:
+        return text_generator(cfg, spec)
+    return generator(cfg, spec)
 
 
 def text_generator(cfg: DictConfig, spec: DataSpec) -> keras.Model:
@@ -189,7 +216,7 @@ def text_trainer(cfg: DictConfig, dataset):
                           "those overrides (it clips gradient norms: model.gumbel.clip_norm).")
     if "pretrain_learning_rate" not in cfg.model:
         raise ConfigError(f"data {dataset.spec.name} is text; choose a text model "
-                          "(model=relgan).")
+                          "(model=relgan or model=wgan_char).")
     keras.utils.set_random_seed(options.seed)  # initial weights depend on the seed only
     loss_fn, _ = loss(cfg)
     try:

@@ -35,7 +35,7 @@ def load_generator(run_dir: Path, checkpoint: str = "latest"):
         raise GanrunError(f"{run_dir} is not a ganrun run directory (no experiment.yaml); pass "
                           "run=<the hydra.run.dir of a training run>.")
     cfg = OmegaConf.load(config_path)
-    generator = build.generator(cfg, DataSpec.from_json(spec_path))
+    generator = build.any_generator(cfg, DataSpec.from_json(spec_path))
     directory = run_dir / "checkpoints" / ("best" if checkpoint == "best" else "")
     # The latest checkpoint holds the EMA weights apart (ganrun.ema); best holds what was scored.
     ema = checkpoint == "latest" and OmegaConf.select(cfg, "train.ema_decay", default=0)
@@ -94,6 +94,9 @@ def sample_to_file(run_dir: Path, count: int, out: Path | None, seed: int = 0,
     conditional run, of class `label`, or (label None) a grid with one row per class."""
     if count <= 0:
         raise ConfigError(f"n={count} must be a positive number of images.")
+    spec_path = run_dir / "data_spec.json"
+    if spec_path.is_file() and DataSpec.from_json(spec_path).kind == "text":
+        return text_to_file(run_dir, count, out, seed, checkpoint, label)
     out = out or run_dir / "samples" / f"sample_seed{seed}.png"
     if out.suffix not in (".npz", ".png"):
         raise ConfigError(f"out={out} must end in .npz (arrays) or .png (a grid).")
@@ -110,4 +113,33 @@ def sample_to_file(run_dir: Path, count: int, out: Path | None, seed: int = 0,
         # (N, H, W) for single-channel data, as keras.datasets does; (N, H, W, C) otherwise.
         arrays = {"images": images[..., 0] if images.shape[-1] == 1 else images}
         np.savez(out, **arrays, **({} if labels is None else {"labels": labels}))
+    return out
+
+
+def text_to_file(run_dir: Path, count: int, out: Path | None, seed: int = 0,
+                 checkpoint: str = "latest", label: int | None = None) -> Path:
+    """A text run's `count` sentences, one a line, to `out` (.txt; default
+    <run>/samples/sample_seed<seed>.txt), decoded with the run's vocab.json. relgan samples at
+    temperature 1 from `seed`; wgan_char takes the argmax per position for the latents of
+    `seed` (ganrun.evaluate.text.draw_ids)."""
+    from ganrun.data.corpora import TextData  # noqa: PLC0415
+    from ganrun.data.text import Vocabulary  # noqa: PLC0415
+    from ganrun.evaluate.text import draw_ids  # noqa: PLC0415
+
+    if label is not None:
+        raise ConfigError("label= is for class-conditional image runs; drop it for a text run.")
+    out = out or run_dir / "samples" / f"sample_seed{seed}.txt"
+    if out.suffix != ".txt":
+        raise ConfigError(f"out={out} must end in .txt for a text run (one sentence a line).")
+    generator, _, _ = load_generator(run_dir, checkpoint)
+    cfg, vocab_path = OmegaConf.load(run_dir / "experiment.yaml"), run_dir / "vocab.json"
+    # Decoding needs only the vocabulary (none for the oracle, whose tokens are ids) and how
+    # tokens join into a line: a TextData without the corpus.
+    spec = DataSpec.from_json(run_dir / "data_spec.json")
+    decoder = TextData(spec, np.zeros((0, 0)), np.zeros((0, 0)), [], [],
+                       Vocabulary.from_json(vocab_path) if vocab_path.is_file() else None, "",
+                       separator="" if OmegaConf.select(cfg, "data.level") == "char" else " ")
+    ids, _ = draw_ids(generator, count, seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(decoder.text(row) + "\n" for row in ids), encoding="utf-8")
     return out

@@ -179,13 +179,7 @@ class TextTrainer:
     def write_samples(self, writer, run_dir: Path, step: int) -> None:
         """`sample_grid` sentences (fixed seed, temperature 1) to TensorBoard text and a file."""
         ids = self.sample_ids(self.options.sample_grid, self.options.seed)
-        lines = [" ".join(self.data.decode(row)) for row in ids]
-        path = Path(run_dir) / "samples" / f"step_{step:07d}.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        with writer.as_default(step=step):
-            tf.summary.text("samples", "\n".join(f"{i + 1}. `{line}`"
-                                                 for i, line in enumerate(lines)))
+        write_text_samples(self.data, ids, writer, run_dir, step)
 
     def metric_definitions(self, averaged: str) -> dict[str, str]:
         return {
@@ -195,6 +189,18 @@ class TextTrainer:
             "gumbel/beta": f"Gumbel-softmax inverse temperature ({self.gumbel.schedule} "
                            f"schedule to {self.gumbel.beta_max}), {averaged}",
         }
+
+
+def write_text_samples(data: TextData, ids: np.ndarray, writer, run_dir: Path, step: int) -> None:
+    """Decoded int ids (N, L) as `samples/step_N.txt` (one sentence a line) and TensorBoard
+    text `samples`; shared by every text trainer."""
+    lines = [data.text(row) for row in ids]
+    path = Path(run_dir) / "samples" / f"step_{step:07d}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with writer.as_default(step=step):
+        tf.summary.text("samples", "\n".join(f"{i + 1}. `{line}`"
+                                             for i, line in enumerate(lines)))
 
 
 _ROLLOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -172,12 +172,16 @@ class AdversarialTrainer:
       num_classes: the label count of a conditional GAN, 0 for an unconditional one.
       strategy: the tf.distribute strategy of `options.strategy` (None: the default one); the
         models and optimizers must have been made, and this must be called, in its scope.
+      real_transform: None (images: uint8 pixels mapped to `pixel_range`), or a function from
+        the gathered rows of `images` (kept on the device in their own dtype) to D's float32
+        real batch, e.g. int32 ids (B, L) -> one-hot (B, L, V) for ganrun.text_wgan.
     """
 
     def __init__(self, generator, discriminator, generator_optimizer, discriminator_optimizer,
                  loss_fn, images: np.ndarray, pixel_range: tuple[float, float],
                  options: TrainOptions, regularization: Regularization | None = None,
-                 labels: np.ndarray | None = None, num_classes: int = 0, strategy=None):
+                 labels: np.ndarray | None = None, num_classes: int = 0, strategy=None,
+                 real_transform=None):
         self.strategy = strategy or tf.distribute.get_strategy()
         self.distributed = options.strategy != "default"
         self.replicas = self.strategy.num_replicas_in_sync
@@ -189,7 +193,8 @@ class AdversarialTrainer:
         self.loss_fn, self.options, self.pixel_range = loss_fn, options, pixel_range
         self.latent_dim = int(generator.inputs[0].shape[-1])
         self.reads_real = generator_reads_real(loss_fn)
-        self.images = tf.convert_to_tensor(images, dtype=tf.uint8)
+        self.real_transform = real_transform
+        self.images = tf.convert_to_tensor(images, dtype=None if real_transform else tf.uint8)
         self.regularization = regularization or Regularization()
         self.num_classes = num_classes
         self.labels = tf.convert_to_tensor(labels, tf.int32) if num_classes else None
@@ -264,8 +269,10 @@ class AdversarialTrainer:
         indices = shard(keras.random.randint((self.options.batch_size,), 0, count,
                                              seed=self.batch_rng), self.replicas)
         low, high = self.pixel_range
-        pixels = tf.cast(tf.gather(self.images, indices), tf.float32)
         labels = tf.gather(self.labels, indices) if self.num_classes else None
+        if self.real_transform is not None:  # converted per batch, like the pixels below
+            return self.real_transform(tf.gather(self.images, indices)), labels
+        pixels = tf.cast(tf.gather(self.images, indices), tf.float32)
         return pixels * ((high - low) / 255.0) + low, labels
 
     def _latents(self, batch_size=None):

@@ -37,6 +37,7 @@ class TextData:
       tokenization: how the tokens were made, for metric definitions.
       pad_id: the padding id excluded from NLL-gen (None: sequences have no padding).
       oracle: the oracle LSTM (data=oracle only).
+      separator: what joins decoded tokens into a line of text ("" at character level).
     """
 
     spec: DataSpec
@@ -48,12 +49,17 @@ class TextData:
     tokenization: str
     pad_id: int | None = PAD_ID
     oracle: Oracle | None = None
+    separator: str = " "
 
     def decode(self, ids) -> list[str]:
         """Tokens of one id sequence (stops at <eos>, drops padding; oracle: ids as strings)."""
         if self.vocab is None:
             return [str(int(i)) for i in ids]
         return self.vocab.decode(ids)
+
+    def text(self, ids) -> str:
+        """One id sequence as a line of text (`decode`, joined by `separator`)."""
+        return self.separator.join(self.decode(ids))
 
     def save(self, run_dir: Path) -> None:
         """Write what a run directory needs to decode samples: `vocab.json`."""
@@ -97,7 +103,8 @@ def load_text(path: str | None, test_path: str | None = None, level: str = "word
     tokenization = ("word (lowercase + nltk word_tokenize, preserve_line=True)"
                     if level == "word" else "char (the characters of each line)")
     spec = DataSpec("text", name, (max_len,), 0, len(x_train), _source(path), vocab.size)
-    return TextData(spec, x_train, x_test, train_tokens, test_tokens, vocab, tokenization)
+    return TextData(spec, x_train, x_test, train_tokens, test_tokens, vocab, tokenization,
+                    separator="" if level == "char" else " ")
 
 
 def _encode(token_lists, vocab: Vocabulary, max_len: int) -> tuple[np.ndarray, int]:
@@ -122,14 +129,15 @@ def _data_file(path: str | None, relative: str, what: str) -> Path:
 
 
 def load_coco(path: str | None = None, test_path: str | None = None, max_len: int = 32,
-              max_size: int | None = None, min_count: int = 1) -> TextData:
+              max_size: int | None = None, min_count: int = 1, level: str = "word") -> TextData:
     """The COCO-captions text-GAN split (Texygen's image_coco / test_coco, 10k lines each),
-    word level, from `data.path`/`data.test_path` or `$GANRUN_DATA_DIR/text/coco/`."""
+    word level (or `level="char"`), from `data.path`/`data.test_path` or
+    `$GANRUN_DATA_DIR/text/coco/`."""
     train = _data_file(path, "text/coco/train.txt", "COCO captions train.txt")
     test = Path(test_path) if test_path else _data_file(
         str(train.with_name("test.txt")) if path else None, "text/coco/test.txt",
         "COCO captions test.txt")
-    return load_text(str(train), str(test), "word", max_len, max_size, min_count, name="coco")
+    return load_text(str(train), str(test), level, max_len, max_size, min_count, name="coco")
 
 
 def load_oracle(path: str | None = None, random_oracle_seed: int | None = None,

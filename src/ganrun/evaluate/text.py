@@ -22,6 +22,7 @@ from ganrun.data.corpora import TextData
 from ganrun.errors import ConfigError, GanrunError
 from ganrun.evaluate.best import BEST_DIR, BestCheckpoint, read_best, resolve_metric
 from ganrun.evaluate.bleu import bleu_report, self_bleu
+from ganrun.models.text_conv import argmax_ids
 from ganrun.text_train import sample_ids
 
 log = logging.getLogger(__name__)
@@ -77,20 +78,40 @@ def _nll_entries(generator, data: TextData, ids: np.ndarray, n_test: int) -> dic
     return entries
 
 
+def draw_ids(generator, n: int, seed: int, temperature: float = 1.0) -> tuple[np.ndarray, str]:
+    """int32 (n, L) ids and how they were drawn. An autoregressive generator (relgan) samples
+    at `temperature`; a latent one (model=wgan_char) emits all positions at once and is decoded
+    by argmax per position (as Gulrajani et al.'s gan_language.py), where no temperature applies."""
+    if hasattr(generator, "rollout"):
+        return sample_ids(generator, n, seed, temperature), (
+            f"{n} sequences sampled at temperature {temperature} (seed {seed}), decoded up to "
+            "<eos>")
+    if temperature != 1.0:
+        raise ConfigError("temperatures apply to autoregressive generators (model=relgan); this "
+                          "run's generator is decoded by argmax, so drop temperatures=.")
+    return argmax_ids(generator, n, seed), (
+        f"{n} sequences: the most probable token at each position of the generator's softmax, "
+        f"for the fixed latents of seed {seed}, decoded up to <eos>")
+
+
 def generator_section(generator, data: TextData, n: int, temperature: float = 1.0,
                       seed: int = 0, pool_size: int = 10000, n_test: int | None = None,
                       with_nll: bool = True) -> dict:
     """Every text metric of `n` samples drawn at `temperature` with `seed`."""
-    ids = sample_ids(generator, n, seed, temperature)
+    ids, drawn = draw_ids(generator, n, seed, temperature)
     tokens = [data.decode(row) for row in ids]
     section = {"temperature": temperature, **bleu_entries(tokens, data, pool_size)}
-    if with_nll:
+    autoregressive = hasattr(generator, "rollout")
+    if with_nll and autoregressive:
         section.update(_nll_entries(generator, data, ids, n_test or len(data.x_test)))
     section["definition"] = {
-        "samples": f"{n} sequences sampled at temperature {temperature} (seed {seed}), decoded "
-                   "up to <eos>",
+        "samples": drawn,
         "references": f"{len(data.test_tokens)} test sentences of {data.spec.name}",
         "tokenization": data.tokenization}
+    if with_nll and not autoregressive:
+        section["definition"]["nll_gen"] = (
+            "not computed: the generator is not autoregressive (it maps a latent to every "
+            "position at once), so it assigns no likelihood to a test sentence")
     return section
 
 
@@ -247,7 +268,7 @@ def evaluate_text_run_dir(run_dir: Path, data: TextData, run_config, n: int, che
     check_same_data(run_dir, data)
     if checkpoint not in ("latest", "best"):
         raise ConfigError(f"checkpoint={checkpoint!r} must be latest or best.")
-    generator = build.text_generator(run_config, data.spec)
+    generator = build.any_generator(run_config, data.spec)  # relgan's or wgan_char's
     best = checkpoint == "best"
     path = tf.train.latest_checkpoint(str(Path(run_dir) / (BEST_DIR if best else "checkpoints")))
     if path is None:
@@ -255,8 +276,10 @@ def evaluate_text_run_dir(run_dir: Path, data: TextData, run_config, n: int, che
                           "train.eval_every > 0); use checkpoint=latest." if best else
                           f"{run_dir} has no checkpoint yet; train first.")
     # Only the generator is needed: the rest of the training state stays unread.
-    tf.train.Checkpoint(generator=generator).restore(path).expect_partial() \
-        .assert_existing_objects_matched()
+    # (The latest checkpoint of a run with train.ema_decay holds the EMA weights apart.)
+    ema = not best and run_config.train.get("ema_decay", 0)
+    tf.train.Checkpoint(**{"generator_ema" if ema else "generator": generator}).restore(path) \
+        .expect_partial().assert_existing_objects_matched()
     rows = evaluate_text_run(run_dir, data, generator, path, n, seed,
                              list(temperatures) if temperatures else None,
                              "eval_best" if best else "eval")
