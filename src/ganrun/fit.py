@@ -119,6 +119,47 @@ def _final_metrics(window: MetricWindow, whole_run: MetricWindow, trainer, step:
     }
 
 
+def _resume(trainer, run_dir: Path, new_learning_rates) -> tuple[Checkpoints, Path, int]:
+    """Restore the newest checkpoint (every worker reads the chief's); returns the
+    checkpoints this process writes, the directory it writes into, and the step."""
+    options = trainer.options
+    checkpoints = Checkpoints(trainer.checkpoint, run_dir / "checkpoints", options.keep_checkpoints)
+    restored = checkpoints.restore_latest()
+    if not distribute.is_chief(trainer.strategy):  # other workers write a scratch directory
+        run_dir = distribute.worker_dir(trainer.strategy, run_dir, clear=True)
+        checkpoints = Checkpoints(trainer.checkpoint, run_dir / "checkpoints",
+                                  options.keep_checkpoints)
+    step = int(trainer.step.numpy())
+    if restored:
+        log.info("Resumed from %s at step %d.", restored, step)
+        _set_learning_rates(trainer, new_learning_rates or {})
+    return checkpoints, run_dir, step
+
+
+def _due(step: int, every: int, last: int) -> bool:
+    return step % every == 0 or step == last
+
+
+def _log_window(writer, window: MetricWindow, step: int, last: int) -> None:
+    values = window.means()
+    summaries.write_scalars(writer, values, step)
+    log.info("step %d/%d  %s", step, last,
+             "  ".join(f"{name} {value:.4g}" for name, value in values.items()))
+
+
+def _finish(trainer, run_dir: Path, writer, evaluation, window: MetricWindow,
+            whole_run: MetricWindow, step: int, seconds: float, loss_name: str) -> dict:
+    """generator.keras, the final evaluation, metrics.json; returns what was written."""
+    writer.flush()
+    _save_generator(trainer.sampling_generator, run_dir / "generator.keras")  # EMA if on
+    final = _final_metrics(window, whole_run, trainer, step, seconds, loss_name)
+    if evaluation:
+        final.update(evaluation.final_entries(trainer, step, writer, run_dir))
+        writer.flush()
+    _write_json(run_dir / "metrics.json", final)
+    return final
+
+
 def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
         loss_name: str = "", evaluation=None, new_learning_rates=None) -> dict:
     """Train until `trainer.options.steps`, resuming from `run_dir/checkpoints` if present.
@@ -131,17 +172,8 @@ def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
 
     Returns the contents written to `run_dir/metrics.json`.
     """
-    options, run_dir = trainer.options, Path(run_dir)
-    checkpoints = Checkpoints(trainer.checkpoint, run_dir / "checkpoints", options.keep_checkpoints)
-    restored = checkpoints.restore_latest()  # every worker resumes from the chief's checkpoint
-    if not distribute.is_chief(trainer.strategy):  # other workers write a scratch directory
-        run_dir = distribute.worker_dir(trainer.strategy, run_dir, clear=True)
-        checkpoints = Checkpoints(trainer.checkpoint, run_dir / "checkpoints",
-                                  options.keep_checkpoints)
-    step = int(trainer.step.numpy())
-    if restored:
-        log.info("Resumed from %s at step %d.", restored, step)
-        _set_learning_rates(trainer, new_learning_rates or {})
+    options = trainer.options
+    checkpoints, run_dir, step = _resume(trainer, Path(run_dir), new_learning_rates)
     if step >= options.steps:
         log.info("The run is at step %d, which is train.steps=%d already; raise train.steps "
                  "to train further.", step, options.steps)
@@ -182,31 +214,19 @@ def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
         first_call = False
         if progress:
             progress.update(step, list(metrics.items()))
-        if step % options.log_every == 0 or step == options.steps:
-            values = window.means()
-            summaries.write_scalars(writer, values, step)
-            log.info("step %d/%d  %s", step, options.steps,
-                     "  ".join(f"{name} {value:.4g}" for name, value in values.items()))
+        if _due(step, options.log_every, options.steps):
+            _log_window(writer, window, step, options.steps)
             last_window, window = window, MetricWindow()
-        if step % options.sample_every == 0 or step == options.steps:
+        if _due(step, options.sample_every, options.steps):
             _write_samples(trainer, latents, writer, run_dir, step)
-        if step % options.checkpoint_every == 0 or step == options.steps:
+        if _due(step, options.checkpoint_every, options.steps):
             checkpoints.save(step)
         if evaluation and evaluation.due(step):
             evaluation.periodic(trainer, step, writer, run_dir)
         if guard.stop_requested():  # SIGTERM / Ctrl-C: checkpoint, flush, raise TrainingStopped
             guard.stop_gracefully(checkpoints, writer, step, run_dir)
-    writer.flush()
-    _save_generator(trainer.sampling_generator, run_dir / "generator.keras")  # EMA if on
-    final = _final_metrics(last_window or window, whole_run, trainer, step,
-                           time.perf_counter() - started, loss_name)
-    if evaluation:
-        final.update(evaluation.final_entries(trainer, step, writer, run_dir))
-        writer.flush()
-    _write_json(run_dir / "metrics.json", final)
+    final = _finish(trainer, run_dir, writer, evaluation, last_window or window, whole_run,
+                    step, time.perf_counter() - started, loss_name)
     log.info("Done at step %d in %.1f s; samples in %s.", step, time.perf_counter() - started,
              run_dir / "samples")
     return final
-
-
-
