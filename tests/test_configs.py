@@ -2,11 +2,12 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
 from ganrun.cli import train_from_config
-from tests.conftest import group_options
+from tests.conftest import ROOT, group_options
 
 TEXT_OPTIONS = ("text", "coco", "oracle", "relgan", "coco_mle", "coco_relgan", "oracle_relgan",
                 "wgan_char", "coco_wgan_char")  # wgan_char: tests/test_wgan_char.py
@@ -50,3 +51,17 @@ def test_seed_preset_is_the_seed_recipe(compose):
     assert cfg.train.batch_size == 32
     assert cfg.optimizer.generator.learning_rate == pytest.approx(2e-4)
     assert cfg.optimizer.discriminator.beta_1 == pytest.approx(0.5)
+
+
+def test_configs_ship_inside_the_package():
+    # A wheel (non-editable install) has no checkout around it: the configs must live in the
+    # package. src/ganrun/configs links to configs/; pyproject's package-data copies it.
+    import tomllib
+
+    from ganrun import cli
+
+    config_dir = Path(cli.CONFIG_DIR)
+    assert config_dir.parent == Path(cli.__file__).resolve().parent
+    assert config_dir.resolve() == (ROOT / "configs").resolve()
+    shipped = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "configs/**/*.yaml" in shipped["package-data"]["ganrun"]

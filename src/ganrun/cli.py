@@ -28,7 +28,8 @@ from omegaconf import DictConfig, OmegaConf
 from ganrun.errors import GanrunError
 from ganrun.preflight import config_problem, output_dir_problem
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+# configs/ of the checkout (src/ganrun/configs links to it), or the copy a wheel ships.
+CONFIG_DIR = str(Path(__file__).resolve().parent / "configs")
 USAGE = __doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1]
 EXIT_USAGE = 2
 
