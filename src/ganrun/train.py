@@ -70,6 +70,9 @@ class TrainOptions:
       strategy: default | mirrored | multi_worker | tpu, see ganrun.distribute; batch_size is
         the global batch, split evenly over the replicas.
       precision: float32 | mixed_bfloat16 | mixed_float16 (loss-scaled), see ganrun.precision.
+      fuse_d_pass: "auto" (fused where the maths is the same, see resolve_fuse_d_pass), true
+        or false: the discriminator update runs D once on concat(real, fake) instead of
+        twice, on real and on fake.
     """
 
     steps: int
@@ -95,13 +98,14 @@ class TrainOptions:
     pretrain_steps: int = 0
     strategy: str = "default"
     precision: str = "float32"
+    fuse_d_pass: bool | str = "auto"
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.name in ("seed", "jit_compile", "on_nonfinite", "rollback_lr_factor",
                               "ema_decay", "lr_schedule", "strategy", "precision",
-                              "best_metric"):  # checked below, or by the evaluation
+                              "best_metric", "fuse_d_pass"):  # checked below, or by the evaluation
                 continue
             if field.name in ("eval_every", "eval_final_n", "pretrain_steps") and value == 0:
                 continue  # 0 turns that evaluation (or MLE pre-training) off
@@ -111,6 +115,9 @@ class TrainOptions:
             raise ConfigError(f"train.seed={self.seed!r} must be a non-negative integer.")
         if self.jit_compile not in ("auto", True, False):
             raise ConfigError(f"train.jit_compile={self.jit_compile!r} must be auto, true or "
+                              "false.")
+        if self.fuse_d_pass not in ("auto", True, False):
+            raise ConfigError(f"train.fuse_d_pass={self.fuse_d_pass!r} must be auto, true or "
                               "false.")
         if self.on_nonfinite not in ("stop", "rollback"):
             raise ConfigError(f"train.on_nonfinite={self.on_nonfinite!r} must be stop or "
@@ -150,6 +157,28 @@ def resolve_jit_compile(setting: bool | str, models=()) -> bool:
             return True
         return bool(models) and all(isinstance(layer, _XLA_FRIENDLY_ON_CPU)
                                     for model in models for layer in model.layers)
+    return bool(setting)
+
+
+# Layers that map each example on its own and change nothing when called in training, so D
+# on concat(real, fake) gives the two passes' logits and gradients (up to float summation
+# order). Not here: batch norm (batch statistics), dropout (its draws), spectral norm (one
+# power iteration per call), and any layer not listed (auto then keeps two passes).
+_PER_EXAMPLE_LAYERS = (keras.layers.InputLayer, keras.layers.Dense, keras.layers.Conv2D,
+                       keras.layers.Flatten, keras.layers.Reshape, keras.layers.Activation,
+                       keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.Embedding,
+                       keras.layers.Dot, keras.layers.Add, keras.layers.AveragePooling2D,
+                       keras.layers.GlobalAveragePooling2D)
+
+
+def resolve_fuse_d_pass(setting: bool | str, discriminator, regularization) -> bool:
+    """One D pass over concat(real, fake) or two. "auto": fused when D is made of
+    `_PER_EXAMPLE_LAYERS` alone and no augmentation or instance noise draws per call (fused,
+    one draw would cover both halves). See scripts/bench.py, lever "fused D"."""
+    if setting == "auto":
+        return (not regularization.augment and not regularization.instance_noise
+                and all(isinstance(layer, _PER_EXAMPLE_LAYERS)
+                        for layer in discriminator.layers))
     return bool(setting)
 
 
@@ -198,6 +227,8 @@ class AdversarialTrainer:
         self.regularization = regularization or Regularization()
         self.num_classes = num_classes
         self.labels = tf.convert_to_tensor(labels, tf.int32) if num_classes else None
+        self.fuse_d_pass = resolve_fuse_d_pass(options.fuse_d_pass, discriminator,
+                                               self.regularization)
         self.metric_names = METRIC_NAMES + ((PENALTY_METRIC,) if self.regularization.has_penalty
                                             else ())
         self.ema = GeneratorEMA(generator, options.ema_decay) if options.ema_decay else None
@@ -307,9 +338,8 @@ class AdversarialTrainer:
 
     def _discriminator_update(self, real, labels, noise, update_index):
         fake = self._generate(labels)
-        critic = self._critic(labels, augmented=True, noise=noise)
         with tf.GradientTape() as tape:
-            real_logits, fake_logits = critic(real), critic(fake)
+            real_logits, fake_logits = self._real_and_fake_logits(real, fake, labels, noise)
             d_loss, _ = self.loss_fn(real_logits, fake_logits)
             penalty = self.regularization.penalty(self._critic(labels), real, fake, real_logits,
                                                   self.rng, update_index)
@@ -320,6 +350,16 @@ class AdversarialTrainer:
         if self.regularization.clip_weights:
             penalties.clip_weights(variables, self.regularization.clip_weights)
         return d_loss, penalty, real_logits, fake_logits
+
+    def _real_and_fake_logits(self, real, fake, labels, noise):
+        """D's (B, 1) logits on the real and on the fake batch (augmented and noised if
+        asked): one pass over the 2B images when `fuse_d_pass`, else two."""
+        if not self.fuse_d_pass:
+            critic = self._critic(labels, augmented=True, noise=noise)
+            return critic(real), critic(fake)
+        both = None if labels is None else tf.concat([labels, labels], 0)
+        logits = self._critic(both, augmented=True, noise=noise)(tf.concat([real, fake], 0))
+        return tf.split(logits, 2)
 
     def _generator_update(self, real, labels, noise):
         critic = self._critic(labels, augmented=True, noise=noise)
