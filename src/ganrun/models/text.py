@@ -2,10 +2,11 @@
 and a multi-representation CNN discriminator (Nie et al., ICLR 2019, "RelGAN").
 
 The generator has no latent input: its randomness is the Gumbel noise of sampling. Its LSTM
-cell is written as plain ops (no cuDNN kernel, so it runs under XLA) and time steps run in
-`tf.scan`, so sampling lives inside the compiled training loop. Random numbers come from a
-(2,) int32 seed tensor (stateless ops, seed + [0, t] at step t): the trainer draws that seed
-from its `SeedGenerator`, which keeps resume exact.
+cell is written as plain ops (no cuDNN kernel, so it runs under XLA); teacher forcing runs its
+time steps in `tf.scan`, sampling in a Python loop over the static length, so both live
+inside the compiled training loop. Random numbers come from a (2,) int32 seed tensor
+(stateless ops, seed + [0, t] at step t): the trainer draws that seed from its
+`SeedGenerator`, which keeps resume exact.
 
 Token ids are 0..V-1 (V = `spec.vocab_size`); the generator starts from an extra learned
 "start" embedding (row V), so no vocabulary entry is reserved for it.
@@ -90,21 +91,22 @@ class LSTMGenerator(keras.Model):
         summing to 1) — soft is None when `soft=False` (sampling only, cheaper).
         """
         seed = tf.cast(seed, tf.int32)
-
-        def step(carry, t):
-            h, c, token = carry[0], carry[1], carry[2]
+        h, c = self._zero_state(batch)
+        token = tf.fill([batch], self.vocab_size)
+        tokens, outs = [], []
+        # A Python loop over the static length, so grappler and XLA see all L steps: with a
+        # tf.scan a RelGAN iteration took 1.1x the CPU time and 1.6x the wall time without
+        # XLA (load 9), and a rollout ~20x the time under XLA (measured). Each step's noise
+        # does not depend on the recurrence, so it can be drawn in parallel with it.
+        for t in range(self.max_len):
             h, c = self._cell(tf.gather(self.embedding, token), h, c)
             logits = (tf.matmul(h, self.out_kernel) + self.out_bias) / temperature
-            noisy = logits + _gumbel(tf.shape(logits), seed + tf.stack([0, t]))
+            noisy = logits + _gumbel(tf.shape(logits), seed + tf.constant([0, t]))
             token = tf.argmax(noisy, axis=1, output_type=tf.int32)
-            out = tf.nn.softmax(beta * noisy) if soft else tf.zeros([batch, 0])
-            return h, c, token, out
-
-        h, c = self._zero_state(batch)
-        start = (h, c, tf.fill([batch], self.vocab_size), tf.zeros([batch, 0 if not soft
-                                                                    else self.vocab_size]))
-        _, _, tokens, outs = tf.scan(step, tf.range(self.max_len), initializer=start)
-        return tf.transpose(tokens), (tf.transpose(outs, [1, 0, 2]) if soft else None)
+            tokens.append(token)
+            if soft:
+                outs.append(tf.nn.softmax(beta * noisy))
+        return tf.stack(tokens, axis=1), (tf.stack(outs, axis=1) if soft else None)
 
 
 def relgan_generator(spec: DataSpec, embed_dim: int = 64, hidden_dim: int = 256):
