@@ -100,19 +100,13 @@ def train_from_config(cfg: DictConfig, run_dir: Path) -> dict:
         evaluation = make_training_evaluation(dataset, options, evaluator)
     saved_config, saved_spec = run_dir / "experiment.yaml", run_dir / "data_spec.json"
     has_checkpoint = (run_dir / "checkpoints" / "checkpoint").is_file()
-    new_learning_rates = {}
     if has_checkpoint and saved_config.is_file() and saved_spec.is_file():
-        saved = OmegaConf.load(saved_config)
-        before = build.experiment_fingerprint(saved, DataSpec.from_json(saved_spec))
+        before = build.experiment_fingerprint(OmegaConf.load(saved_config),
+                                              DataSpec.from_json(saved_spec))
         if before != build.experiment_fingerprint(cfg, dataset.spec):
             raise GanrunError(
                 f"{run_dir} holds checkpoints of a different experiment (data, model, loss or "
                 f"optimizer differ from {saved_config}); train into a new hydra.run.dir.")
-        new_learning_rates = _changed_learning_rates(saved, cfg)
-        # The config of the latest launch: the next resume compares its rates with these.
-        temporary = saved_config.with_name("experiment.yaml.tmp")
-        OmegaConf.save(cfg, temporary, resolve=True)
-        temporary.replace(saved_config)
     elif not has_checkpoint:
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, saved_config, resolve=True)
@@ -123,22 +117,9 @@ def train_from_config(cfg: DictConfig, run_dir: Path) -> dict:
     _, loss_name = build.loss(cfg)
     with StopRequest():  # SIGTERM / Ctrl-C stop after the current compiled call
         metrics = fit(trainer, run_dir, OmegaConf.to_yaml(cfg, resolve=True), loss_name,
-                      evaluation, new_learning_rates)
+                      evaluation)
     log.info("Run directory: %s (tensorboard --logdir %s)", run_dir.resolve(), run_dir / "tb")
     return metrics
-
-
-def _changed_learning_rates(saved: DictConfig, cfg: DictConfig) -> dict[str, float]:
-    """{trainer optimizer attribute: new rate} for the optimizer nodes whose learning_rate the
-    config changed since the run's last launch. A checkpoint restores the optimizers' rates
-    (including rates lowered by a rollback); an explicit new rate on resume wins over it."""
-    changed = {}
-    for node, attribute in (("generator", "g_optimizer"), ("discriminator", "d_optimizer")):
-        old = OmegaConf.select(saved, f"optimizer.{node}.learning_rate")
-        new = OmegaConf.select(cfg, f"optimizer.{node}.learning_rate")
-        if old != new:
-            changed[attribute] = float(new)
-    return changed
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

@@ -82,15 +82,41 @@ def _save_generator(generator, path: Path) -> None:
     temporary.replace(path)
 
 
-def _set_learning_rates(trainer, rates: dict[str, float]) -> None:
-    for name, rate in rates.items():
-        optimizer = getattr(trainer, name)
-        if isinstance(optimizer._learning_rate, LearningRateSchedule):
-            continue  # a schedule is rebuilt from the config at each launch: the new rate holds
-        old = float(optimizer.learning_rate.numpy())
-        optimizer.learning_rate.assign(rate)
-        log.info("%s learning rate %.3g from the checkpoint replaced by the config's %.3g.",
-                 name, old, rate)
+class ConfiguredRates:
+    """The learning rates the config asked for, remembered in every checkpoint.
+
+    A checkpoint restores each optimizer's current rate, which training may have changed (a
+    rollback lowers it, ganrun.guard). On resume, a rate whose config value differs from the
+    one the checkpoint was launched with was changed on the command line: that one is set
+    to the config's value; the others keep the restored rate. Schedules are rebuilt from the
+    config at every launch, so they need nothing.
+    """
+
+    def __init__(self, trainer):
+        self.optimizers = {}
+        for name in guard.OPTIMIZERS:
+            optimizer = getattr(trainer, name, None)
+            inner = getattr(optimizer, "inner_optimizer", optimizer)  # loss-scaled (float16)
+            if optimizer is not None and not isinstance(inner._learning_rate,
+                                                        LearningRateSchedule):
+                self.optimizers[name] = optimizer
+        self.config = [float(o.learning_rate.numpy()) for o in self.optimizers.values()]
+        self.launched = tf.Variable(self.config or [0.0], trainable=False,
+                                    name="configured_learning_rates")
+        trainer.checkpoint.configured_learning_rates = self.launched
+
+    def apply_config_changes(self) -> None:
+        """After a restore: set the rates the config changed, then remember this launch's."""
+        launched = self.launched.numpy().tolist()
+        for (name, optimizer), before, now in zip(self.optimizers.items(), launched,
+                                                  self.config, strict=False):
+            if before != now:
+                restored = float(optimizer.learning_rate.numpy())
+                optimizer.learning_rate.assign(now)
+                log.info("%s learning rate: the config changed it from %.3g to %.3g since the "
+                         "checkpoint, which held %.3g; training goes on at %.3g.", name, before,
+                         now, restored, now)
+        self.launched.assign(self.config or [0.0])
 
 
 def _final_metrics(window: MetricWindow, whole_run: MetricWindow, trainer, step: int,
@@ -119,10 +145,11 @@ def _final_metrics(window: MetricWindow, whole_run: MetricWindow, trainer, step:
     }
 
 
-def _resume(trainer, run_dir: Path, new_learning_rates) -> tuple[Checkpoints, Path, int]:
+def _resume(trainer, run_dir: Path) -> tuple[Checkpoints, Path, int]:
     """Restore the newest checkpoint (every worker reads the chief's); returns the
     checkpoints this process writes, the directory it writes into, and the step."""
     options = trainer.options
+    rates = ConfiguredRates(trainer)  # before restoring: it reads the config's rates
     checkpoints = Checkpoints(trainer.checkpoint, run_dir / "checkpoints", options.keep_checkpoints)
     restored = checkpoints.restore_latest()
     if not distribute.is_chief(trainer.strategy):  # other workers write a scratch directory
@@ -132,7 +159,7 @@ def _resume(trainer, run_dir: Path, new_learning_rates) -> tuple[Checkpoints, Pa
     step = int(trainer.step.numpy())
     if restored:
         log.info("Resumed from %s at step %d.", restored, step)
-        _set_learning_rates(trainer, new_learning_rates or {})
+        rates.apply_config_changes()
     return checkpoints, run_dir, step
 
 
@@ -161,19 +188,17 @@ def _finish(trainer, run_dir: Path, writer, evaluation, window: MetricWindow,
 
 
 def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
-        loss_name: str = "", evaluation=None, new_learning_rates=None) -> dict:
+        loss_name: str = "", evaluation=None) -> dict:
     """Train until `trainer.options.steps`, resuming from `run_dir/checkpoints` if present.
 
     `evaluation` (a ganrun.evaluate.during_training.TrainingEvaluation, or None) scores
     samples every train.eval_every steps, keeps checkpoints/best, and scores the final
-    generator into the "eval" section of metrics.json. `new_learning_rates` ({optimizer
-    attribute of the trainer: rate}) replace the restored rates on resume: the config changed
-    them since the checkpoint was written.
+    generator into the "eval" section of metrics.json.
 
     Returns the contents written to `run_dir/metrics.json`.
     """
     options = trainer.options
-    checkpoints, run_dir, step = _resume(trainer, Path(run_dir), new_learning_rates)
+    checkpoints, run_dir, step = _resume(trainer, Path(run_dir))
     if step >= options.steps:
         log.info("The run is at step %d, which is train.steps=%d already; raise train.steps "
                  "to train further.", step, options.steps)

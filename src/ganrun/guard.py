@@ -22,6 +22,9 @@ from ganrun.train import TrainingDiverged
 
 log = logging.getLogger(__name__)
 
+# The trainers' optimizer attributes (mle_optimizer: text trainers only).
+OPTIMIZERS = ("g_optimizer", "d_optimizer", "mle_optimizer")
+
 POLICIES = ("stop", "rollback")
 
 
@@ -168,7 +171,7 @@ class DivergenceGuard:
     def _roll_back(self, cause: str) -> int:
         path = self.checkpoints.restore_latest()  # learning rates are in it: restored too
         rates = []
-        for name in ("g_optimizer", "d_optimizer", "mle_optimizer"):  # mle: text trainers
+        for name in OPTIMIZERS:
             optimizer = getattr(self.trainer, name, None)
             if optimizer is None:
                 continue
