@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ MODELS = {"mlp": ["experiment=seed"], "dcgan": ["experiment=mnist_dcgan"]}
 BATCHES = (32, 256, 1024)
 KS = (1, 10, 100)
 MAX_CALL_S = 5.0  # a K that would make one call longer than this is skipped (stated)
+FIT, DIRECT = "keras fit", "keras direct"  # model.fit / its train function called directly
 
 
 def compose(model: str, *overrides: str):
@@ -60,11 +62,14 @@ class Grid:
         spec = self.dataset.spec
         return build.generator(self.cfg, spec), build.discriminator(self.cfg, spec)
 
-    def add(self, variant: str, chunk, steps: int, **details) -> float:
-        """Warm a variant up and queue it for timing; returns one warm call's seconds."""
+    def add(self, variant: str, chunk, steps: int, window=None, **details) -> float:
+        """Warm a variant up and queue it for timing; returns one warm call's seconds.
+        `window`: the variant's own timer (bench_loops.keras_model_fit), else calls of
+        `chunk` (`steps` steps each) are timed."""
         first_call_s, warm_s = loops.warm_up(chunk)
         self.runners.append({"variant": variant, "chunk": chunk, "steps": steps,
-                             "first_call_s": round(first_call_s, 2), **details})
+                             "first_call_s": round(first_call_s, 2), **details,
+                             **({"window": window} if window else {})})
         print(f"  {self.model:5s} b{self.batch:<5d} {variant:26s} first call "
               f"{first_call_s:6.1f} s, warm call {warm_s:.3f} s", flush=True)
         return warm_s
@@ -82,11 +87,17 @@ class Grid:
         self.add("seed eager loop", step, 1)
 
     def keras_fit(self, jit: bool, k: int):
-        g, d = self.models()
+        """Keras's `fit` itself, and its compiled train function called directly (an upper
+        bound for Keras); fresh models for each, from the same seed."""
         loss_fn, _ = build.loss(self.cfg)
-        chunk = loops.keras_fit_chunk(g, d, loss_fn, self.dataset.x_train, self.batch,
-                                      build.generator_pixel_range(self.cfg), jit, k)
-        self.add(f"keras fit {'XLA' if jit else 'no XLA'} K={k}", chunk, k, xla=jit, k=k)
+        pixels = build.generator_pixel_range(self.cfg)
+        setting = f"{'XLA' if jit else 'no XLA'} K={k}"
+        chunk, window = loops.keras_model_fit(*self.models(), loss_fn, self.dataset.x_train,
+                                              self.batch, pixels, jit, k)
+        self.add(f"{FIT} {setting}", chunk, k, window=window, xla=jit, k=k)
+        chunk = loops.keras_fit_chunk(*self.models(), loss_fn, self.dataset.x_train,
+                                      self.batch, pixels, jit, k)
+        self.add(f"{DIRECT} {setting}", chunk, k, xla=jit, k=k)
 
     def ganrun(self, jit: bool, ks=KS, label="ganrun", patch=None, overrides=()):
         """ganrun's trainer built from the composed config; one trainer serves every K
@@ -110,7 +121,7 @@ class Grid:
         rows = []
         for runner in self.runners:
             row = {"model": self.model, "batch": self.batch,
-                   **{k: v for k, v in runner.items() if k != "chunk"},
+                   **{k: v for k, v in runner.items() if k not in ("chunk", "window")},
                    "gflops": round(runner["steps_per_s"] * self.flops / 1e9, 1),
                    "gflop_per_cpu_s": round(self.flops / runner["cpu_ms_per_step"] / 1e6, 1)}
             rows.append(row)
@@ -175,15 +186,19 @@ def summarize(rows: list, peak: float, cpu_peak: float) -> list[dict]:
             if not cell:
                 continue
 
-            eager, fit, ours = (_best(cell, prefix) for prefix in ("seed", "keras", "ganrun"))
-            fit_cpu, ours_cpu = _best(cell, "keras", True), _best(cell, "ganrun", True)
+            eager, ours = _best(cell, "seed"), _best(cell, "ganrun")
+            fit, direct = _best(cell, FIT), _best(cell, DIRECT)
+            fit_cpu, ours_cpu = _best(cell, FIT, True), _best(cell, "ganrun", True)
             summary.append({
                 "model": model, "batch": batch,
                 "seed_eager": eager["steps_per_s"], "keras_fit_best": fit["steps_per_s"],
-                "keras_fit_variant": fit["variant"], "ganrun_best": ours["steps_per_s"],
+                "keras_fit_variant": fit["variant"],
+                "keras_direct_best": direct["steps_per_s"],
+                "keras_direct_variant": direct["variant"], "ganrun_best": ours["steps_per_s"],
                 "ganrun_variant": ours["variant"],
                 "x_seed": round(ours["steps_per_s"] / eager["steps_per_s"], 1),
                 "x_keras_fit": round(ours["steps_per_s"] / fit["steps_per_s"], 2),
+                "x_keras_direct": round(ours["steps_per_s"] / direct["steps_per_s"], 2),
                 "ganrun_variant_cpu": ours_cpu["variant"],
                 "x_seed_cpu": round(eager["cpu_ms_per_step"] / ours_cpu["cpu_ms_per_step"], 1),
                 "x_keras_fit_cpu": round(fit_cpu["cpu_ms_per_step"]
@@ -194,6 +209,11 @@ def summarize(rows: list, peak: float, cpu_peak: float) -> list[dict]:
     return summary
 
 
+def _setting(variant: str) -> str:
+    """ "ganrun XLA K=100" -> "XLA K=100": the variant without its family's name."""
+    return re.search(r"(no )?XLA K=\d+", variant).group()
+
+
 def markdown(rows, summary, peak, cpu_peak, startup, levers) -> str:
     lines = ["| model | batch | variant | steps/s | CPU ms/step | GFLOP/s | windows (steps/s) |",
              "|---|---|---|---|---|---|---|"]
@@ -201,16 +221,18 @@ def markdown(rows, summary, peak, cpu_peak, startup, levers) -> str:
               f"{r['cpu_ms_per_step']:.2f} | {r['gflops']} | {r['windows']} |" for r in rows]
     lines += ["", f"Matmul peak (float32 4096x4096, best of TF and NumPy): {peak:.0f} GFLOP/s "
               f"wall, {cpu_peak:.0f} GFLOP per CPU-second (TF)", "",
-              "| model | batch | seed eager | best Keras fit | best ganrun | × seed | × fit | "
-              "GFLOP/s | % of peak | least-CPU ganrun | × seed (CPU) | × fit (CPU) | "
-              "GFLOP/CPU-s | % of per-core peak |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| model | batch | seed eager | Keras `fit` | Keras train fn direct | best ganrun | "
+              "× seed | × fit | × direct | GFLOP/s | % of peak | least-CPU ganrun | "
+              "× seed (CPU) | × fit (CPU) | GFLOP/CPU-s | % of per-core peak |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {s['model']} | {s['batch']} | {s['seed_eager']:.1f} | {s['keras_fit_best']:.1f}"
-              f" ({s['keras_fit_variant'][10:]}) | {s['ganrun_best']:.1f} "
-              f"({s['ganrun_variant'][7:]}) | {s['x_seed']} | {s['x_keras_fit']} | "
-              f"{s['gflops']} | {s['pct_peak']} | {s['ganrun_variant_cpu'][7:]} | "
-              f"{s['x_seed_cpu']} | {s['x_keras_fit_cpu']} | {s['gflop_per_cpu_s']} | "
-              f"{s['pct_cpu_peak']} |" for s in summary]
+              f" ({_setting(s['keras_fit_variant'])}) | {s['keras_direct_best']:.1f} "
+              f"({_setting(s['keras_direct_variant'])}) | {s['ganrun_best']:.1f} "
+              f"({_setting(s['ganrun_variant'])}) | {s['x_seed']} | {s['x_keras_fit']} | "
+              f"{s['x_keras_direct']} | {s['gflops']} | {s['pct_peak']} | "
+              f"{_setting(s['ganrun_variant_cpu'])} | {s['x_seed_cpu']} | "
+              f"{s['x_keras_fit_cpu']} | {s['gflop_per_cpu_s']} | {s['pct_cpu_peak']} |"
+              for s in summary]
     if levers:
         lines += ["", "| lever | model | batch | XLA, K | steps/s | without | ratio | "
                   "ratio (CPU) | note |", "|---|---|---|---|---|---|---|---|---|"]
@@ -246,6 +268,9 @@ def main() -> None:
     if "levers" in parts:
         import bench_levers
         levers = bench_levers.run(args)
+    if "threads" in parts:  # opt-in: one process per setting, ~3 min
+        import bench_levers
+        levers += bench_levers.thread_settings(args)
     if "startup" in parts:
         startup = system.startup_runs()
     best_peak = max(peak["tf_gflops"], peak["numpy_gflops"])

@@ -2,9 +2,13 @@
 
   seed_eager_loop   the seed document's loop: eager, one GradientTape per network and step,
                     batches sliced from a NumPy array in Python, latents from NumPy.
-  KerasFitGAN       Keras `fit` with a `train_step` override (the keras-io DCGAN pattern:
-                    real and generated images concatenated into one discriminator batch),
-                    `jit_compile` and `steps_per_execution` as given.
+  KerasFitGAN       Keras with a `train_step` override (the keras-io DCGAN pattern: real
+                    and generated images concatenated into one discriminator batch),
+                    `jit_compile` and `steps_per_execution` as given, driven two ways:
+                    `model.fit` itself on keras-io's tf.data pipeline, timed by a callback
+                    over whole epochs (keras_model_fit), and fit's compiled train function
+                    called directly, without fit's loop and callbacks (keras_fit_chunk: an
+                    upper bound for Keras, not what a user runs).
   ganrun            `ganrun.build.trainer` on the composed config; `train_steps(K)` is called
                     exactly as `ganrun.fit` calls it (metrics fetched to the host per call).
 
@@ -54,7 +58,10 @@ def interleaved_windows(runners: list[dict], windows: int, window_s: float) -> N
         runner["windows"], runner["cpu_windows"] = [], []
     for _ in range(windows):
         for runner in runners:
-            rate, cpu_ms = one_window(runner["chunk"], runner["steps"], window_s)
+            if "window" in runner:  # a variant that times itself (keras_model_fit)
+                rate, cpu_ms = runner["window"](window_s)
+            else:
+                rate, cpu_ms = one_window(runner["chunk"], runner["steps"], window_s)
             runner["windows"].append(round(rate, 2))
             runner["cpu_windows"].append(round(cpu_ms, 3))
     for runner in runners:
@@ -131,21 +138,72 @@ class KerasFitGAN(keras.Model):
         return {"d_loss": d_loss, "g_loss": g_loss}
 
 
+def keras_io_dataset(images: np.ndarray, batch_size: int, pixel_range) -> tf.data.Dataset:
+    """keras-io's MNIST GAN input: the images scaled to float32 in NumPy, then
+    from_tensor_slices -> shuffle(1024) -> batch -> prefetch. `repeat` (not in keras-io, which
+    runs whole passes) lets an epoch have any steps_per_epoch without running dry."""
+    low, high = pixel_range
+    scaled = images.astype(np.float32) * ((high - low) / 255.0) + low
+    return (tf.data.Dataset.from_tensor_slices(scaled).shuffle(1024)
+            .batch(batch_size, drop_remainder=True).repeat().prefetch(tf.data.AUTOTUNE))
+
+
+def _keras_gan(generator, discriminator, loss_fn, jit_compile, steps_per_execution):
+    gan = KerasFitGAN(generator, discriminator, loss_fn)
+    gan.compile(jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+    return gan
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    """Wall and CPU seconds of the last finished epoch."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = (time.perf_counter(), time.process_time())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.last = (time.perf_counter() - self.started[0],
+                     time.process_time() - self.started[1])
+
+
+def keras_model_fit(generator, discriminator, loss_fn, images: np.ndarray, batch_size: int,
+                    pixel_range, jit_compile: bool, steps_per_execution: int):
+    """Keras `fit` as a user runs it: `gan.fit(dataset, steps_per_epoch=S, epochs=2)` on
+    keras_io_dataset, callbacks and all. Returns (chunk, window): `chunk` is one fit of one
+    execution (compiling, warm-up); `window(seconds)` runs one fit of two epochs of about
+    seconds/2 each and returns (steps/s, CPU ms per step) of the second epoch, so fit's
+    per-call set-up (callbacks, a new iterator, the shuffle buffer) stays out, as it does in
+    a long run, while its per-execution callbacks and the tf.data pipeline stay in."""
+    dataset = keras_io_dataset(images, batch_size, pixel_range)
+    gan = _keras_gan(generator, discriminator, loss_fn, jit_compile, steps_per_execution)
+    timer = _EpochTimer()
+    rate = [0.0]  # steps/s of the last timed epoch, to size the next window's epochs
+
+    def fit(steps: int, epochs: int):
+        gan.fit(dataset, steps_per_epoch=steps, epochs=epochs, verbose=0, callbacks=[timer])
+
+    def chunk():
+        fit(steps_per_execution, 1)
+        rate[0] = steps_per_execution / timer.last[0]
+
+    def window(seconds: float) -> tuple[float, float]:
+        executions = max(1, round(rate[0] * seconds / 2 / steps_per_execution))
+        steps = executions * steps_per_execution
+        fit(steps, 2)
+        wall, cpu = timer.last
+        rate[0] = steps / wall
+        return rate[0], 1000 * cpu / steps
+
+    return chunk, window
+
+
 def keras_fit_chunk(generator, discriminator, loss_fn, images: np.ndarray, batch_size: int,
                     pixel_range, jit_compile: bool, steps_per_execution: int):
     """One execution of the train function `KerasFitGAN.fit` builds (`steps_per_execution`
-    steps from a tf.data pipeline over the uint8 images, as keras-io feeds MNIST). It is
-    called directly, as fit's loop does, so its windows can interleave with the others';
-    fit's per-execution callbacks are left out, which favours Keras slightly."""
-    low, high = pixel_range
-    dataset = (tf.data.Dataset.from_tensor_slices(images).repeat().shuffle(1024)
-               .batch(batch_size, drop_remainder=True)
-               .map(lambda x: tf.cast(x, tf.float32) * ((high - low) / 255.0) + low)
-               .prefetch(tf.data.AUTOTUNE))
-    gan = KerasFitGAN(generator, discriminator, loss_fn)
-    gan.compile(jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+    steps from keras_io_dataset), called directly as fit's loop does, without fit's
+    callbacks and epoch loop: an upper bound for Keras (see keras_model_fit)."""
+    gan = _keras_gan(generator, discriminator, loss_fn, jit_compile, steps_per_execution)
     gan.make_train_function()
-    iterator = iter(dataset)
+    iterator = iter(keras_io_dataset(images, batch_size, pixel_range))
 
     def run():
         logs = gan.train_function(iterator)
