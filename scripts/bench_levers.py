@@ -82,7 +82,7 @@ def fused_check(compose, dataset, model, batch, jit, steps=20) -> str:
     drift = np.max(np.abs(weights[1] - weights[0])) / np.max(np.abs(weights[0]))
     same = "bit-identical" if first == 0 and drift == 0 else "not bit-identical"
     return (f"first-step metrics {same}, differ by <= {first:.1e} (relative); G weights after "
-            f"{steps} steps by <= {drift:.1e} of max |w|")
+            f"{steps} steps by <= {drift:.1e} of the largest weight")
 
 
 def run(args) -> list[dict]:
