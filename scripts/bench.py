@@ -252,7 +252,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "scripts" / "bench_results.json"))
     parser.add_argument("--windows", type=int, default=3)
     parser.add_argument("--window-s", type=float, default=1.0)
-    parser.add_argument("--parts", default="grid,levers,startup")
+    parser.add_argument("--parts", default="grid,levers,startup,text")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--batches", default=",".join(map(str, BATCHES)))
     args = parser.parse_args()
@@ -273,11 +273,18 @@ def main() -> None:
         levers += bench_levers.thread_settings(args)
     if "startup" in parts:
         startup = system.startup_runs()
+    text = None
+    if "text" in parts:  # the text GANs (scripts/bench_text.py), shorter windows here
+        import bench_text
+        text = bench_text.run(argparse.Namespace(windows=2, window_s=2.0, no_eager=False,
+                                                 quick=True))
     best_peak = max(peak["tf_gflops"], peak["numpy_gflops"])
     summary = summarize(rows, best_peak, peak["tf_gflops_per_cpu_s"])
     machine["load_average_end"] = os.getloadavg()
     table = markdown(rows, summary, best_peak, peak["tf_gflops_per_cpu_s"], startup,
                      levers)
+    if text:
+        table += "\n\n" + bench_text.markdown(text)
     print("\n" + table)
     results = {
         "machine": machine, "started_utc": time.strftime("%Y-%m-%d %H:%M:%S",
@@ -285,7 +292,7 @@ def main() -> None:
         "duration_s": round(time.time() - started, 1),
         "definitions": system.DEFINITIONS, "matmul_peak": peak, "step_flops": flops,
         "rows": rows, "skipped": skipped, "summary": summary, "levers": levers,
-        "startup": startup, "markdown": table}
+        "startup": startup, "text": text, "markdown": table}
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten {args.out} in {results['duration_s']} s", flush=True)
 
