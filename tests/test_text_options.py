@@ -33,6 +33,7 @@ def _relgan(corpus):
     ("regularize.label_smoothing=0.1", "regularize"),
     ("train.ema_decay=0.999", "ema_decay"),
     ("train.lr_schedule=linear", "lr_schedule"),
+    ("train.fuse_d_pass=true", "fuse_d_pass"),
 ])
 def test_image_only_options_are_refused_for_the_text_gan(compose, corpus, override, named):
     with pytest.raises(ConfigError, match=named):

@@ -247,3 +247,6 @@ def check_text_options(options: TrainOptions) -> None:
     if options.lr_schedule != "constant":
         raise ConfigError("the text GAN trains with constant learning rates; remove "
                           "train.lr_schedule.")
+    if options.fuse_d_pass is True:  # its D reads ids and soft one-hots: two inputs, two passes
+        raise ConfigError("the text GAN runs D's real and fake passes separately; remove "
+                          "train.fuse_d_pass.")
