@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
+# Test processes: one per core, at most 4 (each holds its own TensorFlow, ~1 GB).
+TEST_WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 .PHONY: help install train test test-fast lint tb bench clean
 
@@ -24,10 +27,10 @@ train: $(STAMP)  ## train the default experiment (extra overrides: make train AR
 	$(BIN)/ganrun train $(ARGS)
 
 test: $(STAMP)  ## run the whole test suite, the slow end-to-end tests included
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)  ## the test suite without the slow end-to-end tests
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff over the package, tests and scripts
 	$(BIN)/ruff check src tests scripts
