@@ -138,6 +138,20 @@ def test_resume_keeps_the_checkpoints_rates_unless_the_config_changes_them(compo
     assert resume("train.steps=8") == pytest.approx({"g": 2e-4, "d": 1e-5})
 
 
+def test_checkpoints_from_before_the_rate_record_still_resume(compose, tmp_path):
+    # Checkpoints written before ganrun recorded the configured learning rates lack that
+    # record; they resume (keeping their rates) and later checkpoints carry it.
+    trainer = make_trainer(compose("model=mlp", "train.steps=2"))
+    Checkpoints(trainer.checkpoint, tmp_path / "checkpoints").save(0)
+    assert "configured_learning_rates" not in str(tf.train.list_variables(
+        str(tmp_path / "checkpoints" / "ckpt-0")))
+    resumed = make_trainer(compose("model=mlp", "train.steps=2"))
+    fit(resumed, tmp_path)
+    assert int(resumed.step.numpy()) == 2
+    assert any("configured_learning_rates" in name for name, _ in tf.train.list_variables(
+        str(tmp_path / "checkpoints" / "ckpt-2")))
+
+
 def test_rollback_gives_up_after_max_rollbacks(compose, tmp_path, caplog):
     cfg = compose(*ABSURD, "train.on_nonfinite=rollback", "train.max_rollbacks=2")
     with caplog.at_level(logging.WARNING), pytest.raises(TrainingDiverged,

@@ -101,12 +101,20 @@ class ConfiguredRates:
                                                         LearningRateSchedule):
                 self.optimizers[name] = optimizer
         self.config = [float(o.learning_rate.numpy()) for o in self.optimizers.values()]
-        self.launched = tf.Variable(self.config or [0.0], trainable=False,
-                                    name="configured_learning_rates")
-        trainer.checkpoint.configured_learning_rates = self.launched
+        self.checkpoint = trainer.checkpoint
+        # A trainer that trained before in this process tracks its record already: restoring
+        # fills it like the other variables.
+        self.launched = getattr(self.checkpoint, "configured_learning_rates", None)
+        if self.launched is None:
+            self.launched = tf.Variable(self.config or [0.0], trainable=False,
+                                        name="configured_learning_rates")
 
-    def apply_config_changes(self) -> None:
-        """After a restore: set the rates the config changed, then remember this launch's."""
+    def track(self) -> None:
+        """After the restore: add the record to the checkpointed state. TensorFlow fills it
+        from the restored checkpoint (deferred restoration); checkpoints written before the
+        record existed have none, so they keep their rates. Then set the rates the config
+        changed since that checkpoint's launch, and remember this launch's."""
+        self.checkpoint.configured_learning_rates = self.launched
         launched = self.launched.numpy().tolist()
         for (name, optimizer), before, now in zip(self.optimizers.items(), launched,
                                                   self.config, strict=False):
@@ -159,7 +167,7 @@ def _resume(trainer, run_dir: Path) -> tuple[Checkpoints, Path, int]:
     step = int(trainer.step.numpy())
     if restored:
         log.info("Resumed from %s at step %d.", restored, step)
-        rates.apply_config_changes()
+    rates.track()
     return checkpoints, run_dir, step
 
 
