@@ -54,12 +54,12 @@ def test_text_run_keeps_the_best_checkpoint_and_eval_scores_it(compose, tmp_path
     assert best["metric"] == "bleu2" and best["n_fake"] == 20 and best["step"] in (2, 4, 6)
     assert metrics["best"] == best and "highest periodic bleu2" in best["definition"]
     assert (run / BEST_DIR / best["checkpoint"]).with_suffix(".index").is_file()
-    table = evaluate_text_run_dir(run, make_trainer(cfg).data, cfg, 12, "best")
+    table = evaluate_text_run_dir(run, make_trainer(cfg).data, 12, "best")
     assert "bleu2" in table
     section = json.loads((run / "metrics.json").read_text())["eval_best"]
     assert section["step"] == best["step"] and 0 <= section["bleu2"]["value"] <= 1
     with pytest.raises(ConfigError, match="latest or best"):
-        evaluate_text_run_dir(run, make_trainer(cfg).data, cfg, 12, "newest")
+        evaluate_text_run_dir(run, make_trainer(cfg).data, 12, "newest")
 
 
 def test_best_checkpoint_follows_the_metric_direction(tmp_path):

@@ -108,10 +108,10 @@ def test_sample_and_eval_of_a_run_give_text_and_bleu(compose, tmp_path, corpus):
     from ganrun import build
 
     data = build.data(cfg)
-    table = evaluate_text_run_dir(run, data, cfg, 10, "latest")
+    table = evaluate_text_run_dir(run, data, 10, "latest")
     assert "bleu5" in table and "self_bleu5" in table and "nll_gen" not in table
     with pytest.raises(ConfigError, match="temperatures"):
-        evaluate_text_run_dir(run, data, cfg, 10, "latest", temperatures=[0.8])
+        evaluate_text_run_dir(run, data, 10, "latest", temperatures=[0.8])
 
 
 def test_generator_section_of_an_untrained_generator_decodes_every_sample(compose, corpus):
@@ -124,13 +124,23 @@ def test_generator_section_of_an_untrained_generator_decodes_every_sample(compos
     (["model=wgan_char"], "text data"),  # the fixture's fake image data
     (["train.pretrain_steps=2"], "pretrain_steps"),
     (["regularize.augment=[translation]"], "augment"),
-    (["train.eval_every=2", "train.best_metric=auto"], "best_metric"),
 ])
 def test_bad_combinations_are_one_sentence_config_errors(compose, corpus, overrides, named):
     base = [] if overrides == ["model=wgan_char"] else _char(corpus)
     with pytest.raises(ConfigError, match=named) as error:
         make_trainer(compose(*base, *overrides))
     assert str(error.value).count(". ") == 0 and str(error.value).endswith(".")
+
+
+@pytest.mark.parametrize("metric", ["auto", "nll_gen"])
+def test_best_metric_needing_nll_gen_is_a_config_error_before_training(compose, corpus,
+                                                                       tmp_path, metric):
+    # auto means NLL-gen for text, which a non-autoregressive generator does not have.
+    cfg = compose(*_char(corpus), "train.eval_every=2", f"train.best_metric={metric}")
+    with pytest.raises(ConfigError, match="best_metric") as error:
+        train_from_config(cfg, tmp_path / "run")
+    assert str(error.value).count(". ") == 0 and str(error.value).endswith(".")
+    assert not (tmp_path / "run").exists()  # nothing written
 
 
 def test_image_model_on_character_data_names_both_text_models(compose, corpus):

@@ -152,10 +152,6 @@ def trainer(cfg: DictConfig, dataset: ImageData) -> AdversarialTrainer:
     if dataset.spec.kind == "text" and regularize.augment:
         raise ConfigError("regularize.augment (DiffAugment) transforms images; remove it for "
                           "text models.")
-    if dataset.spec.kind == "text" and options.eval_every \
-            and options.best_metric in ("auto", "nll_gen"):
-        raise ConfigError("model=wgan_char has no NLL-gen (its generator is not "
-                          "autoregressive); set train.best_metric=bleu5 or another BLEU metric.")
     keras.utils.set_random_seed(options.seed)  # initial weights depend on the seed only
     loss_fn, loss_name = loss(cfg)
     regularize.check_loss(loss_name)

@@ -93,9 +93,9 @@ def train_from_config(cfg: DictConfig, run_dir: Path) -> dict:
     # Periodic and final metrics (train.eval_every, eval_final_n), checked before anything is
     # written; image runs train the feature network here if it is not cached.
     if dataset.spec.kind == "text":  # BLEU, Self-BLEU, NLL-gen (and NLL-oracle)
-        from ganrun.evaluate.text import make_text_evaluation
+        from ganrun.evaluate.text import autoregressive, make_text_evaluation
 
-        evaluation = make_text_evaluation(dataset, options)
+        evaluation = make_text_evaluation(dataset, options, autoregressive(trainer.generator))
     else:
         evaluation = make_training_evaluation(dataset, options, evaluator)
     saved_config, saved_spec = run_dir / "experiment.yaml", run_dir / "data_spec.json"
@@ -174,8 +174,7 @@ def _eval(cfg: DictConfig):
         if data.spec.kind == "text":  # BLEU, Self-BLEU, NLL and the temperature sweep
             from ganrun.evaluate.text import evaluate_text_run_dir
 
-            print(evaluate_text_run_dir(run_dir, data, OmegaConf.load(experiment), cfg.n,
-                                        str(cfg.checkpoint), int(cfg.seed),
+            print(evaluate_text_run_dir(run_dir, data, cfg.n, str(cfg.checkpoint), int(cfg.seed),
                                         cfg.get("temperatures")))
             print(f"Written to {run_dir / 'metrics.json'} and {run_dir / 'tb'}.")
             return

@@ -37,13 +37,20 @@ METRICS = {
 AUTO = {"image": "fid", "text": "nll_gen"}
 
 
-def resolve_metric(name: str, kind: str, has_oracle: bool = False) -> tuple[str, bool]:
-    """(metric, higher_is_better) for `train.best_metric=name` on `kind` data."""
+def resolve_metric(name: str, kind: str, has_oracle: bool = False,
+                   has_nll: bool = True) -> tuple[str, bool]:
+    """(metric, higher_is_better) for `train.best_metric=name` on `kind` data; NLL-oracle needs
+    oracle data, NLL-gen an autoregressive generator (model=wgan_char's has none)."""
+    known = [m for m in METRICS[kind] if (m != "nll_oracle" or has_oracle)
+             and (m != "nll_gen" or has_nll)]
+    if name == "auto" and AUTO[kind] not in known:
+        raise ConfigError(f"train.best_metric=auto means {AUTO[kind]}, which this model does not "
+                          f"have (its generator is not autoregressive); set one of "
+                          f"{', '.join(known)}.")
     name = AUTO[kind] if name == "auto" else name
-    known = [m for m in METRICS[kind] if m != "nll_oracle" or has_oracle]
     if name not in known:
-        raise ConfigError(f"train.best_metric={name!r} is not a periodic metric of {kind} runs; "
-                          f"use auto or one of {', '.join(known)}.")
+        raise ConfigError(f"train.best_metric={name!r} is not a periodic metric of this {kind} "
+                          f"run; use auto or one of {', '.join(known)}.")
     return name, METRICS[kind][name]
 
 

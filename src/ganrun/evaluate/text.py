@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from ganrun import summaries
 from ganrun.data.corpora import TextData
-from ganrun.errors import ConfigError, GanrunError
+from ganrun.errors import ConfigError
 from ganrun.evaluate.best import BEST_DIR, BestCheckpoint, read_best, resolve_metric
 from ganrun.evaluate.bleu import bleu_report, self_bleu
 from ganrun.models.text_conv import argmax_ids
@@ -78,11 +78,17 @@ def _nll_entries(generator, data: TextData, ids: np.ndarray, n_test: int) -> dic
     return entries
 
 
+def autoregressive(generator) -> bool:
+    """Whether the generator samples token by token (relgan: it has NLL-gen and temperatures)
+    rather than emitting every position from a latent at once (model=wgan_char)."""
+    return hasattr(generator, "rollout")
+
+
 def draw_ids(generator, n: int, seed: int, temperature: float = 1.0) -> tuple[np.ndarray, str]:
     """int32 (n, L) ids and how they were drawn. An autoregressive generator (relgan) samples
     at `temperature`; a latent one (model=wgan_char) emits all positions at once and is decoded
     by argmax per position (as Gulrajani et al.'s gan_language.py), where no temperature applies."""
-    if hasattr(generator, "rollout"):
+    if autoregressive(generator):
         return sample_ids(generator, n, seed, temperature), (
             f"{n} sequences sampled at temperature {temperature} (seed {seed}), decoded up to "
             "<eos>")
@@ -101,14 +107,14 @@ def generator_section(generator, data: TextData, n: int, temperature: float = 1.
     ids, drawn = draw_ids(generator, n, seed, temperature)
     tokens = [data.decode(row) for row in ids]
     section = {"temperature": temperature, **bleu_entries(tokens, data, pool_size)}
-    autoregressive = hasattr(generator, "rollout")
-    if with_nll and autoregressive:
+    has_nll = autoregressive(generator)
+    if with_nll and has_nll:
         section.update(_nll_entries(generator, data, ids, n_test or len(data.x_test)))
     section["definition"] = {
         "samples": drawn,
         "references": f"{len(data.test_tokens)} test sentences of {data.spec.name}",
         "tokenization": data.tokenization}
-    if with_nll and not autoregressive:
+    if with_nll and not has_nll:
         section["definition"]["nll_gen"] = (
             "not computed: the generator is not autoregressive (it maps a latent to every "
             "position at once), so it assigns no likelihood to a test sentence")
@@ -172,10 +178,11 @@ class TextEvaluation:
     and every metric of `final_n` samples at the end (metrics.json "eval")."""
 
     def __init__(self, data: TextData, every: int, n: int, final_n: int, seed: int = 0,
-                 best_metric: str = "auto"):
+                 best_metric: str = "auto", has_nll: bool = True):
         self.data, self.every, self.n, self.final_n, self.seed = data, every, n, final_n, seed
-        self.best = BestCheckpoint(*resolve_metric(best_metric, "text", data.oracle is not None),
-                                   n)
+        # checkpoints/best needs the periodic evaluation: without it there is nothing to rank.
+        self.best = BestCheckpoint(*resolve_metric(best_metric, "text", data.oracle is not None,
+                                                   has_nll), n) if every else None
 
     def due(self, step: int) -> bool:
         return bool(self.every) and step % self.every == 0
@@ -208,12 +215,13 @@ class TextEvaluation:
         return entries
 
 
-def make_text_evaluation(data: TextData, options) -> TextEvaluation | None:
-    resolve_metric(options.best_metric, "text", data.oracle is not None)  # even when off
+def make_text_evaluation(data: TextData, options, has_nll: bool = True) -> TextEvaluation | None:
+    """The evaluation `options` ask for (None when off); `has_nll`: see `autoregressive`."""
+    resolve_metric(options.best_metric, "text", data.oracle is not None)  # a bad name, even off
     if not options.eval_every and not options.eval_final_n:
         return None
     return TextEvaluation(data, options.eval_every, options.eval_n, options.eval_final_n,
-                          options.seed, options.best_metric)
+                          options.seed, options.best_metric, has_nll)
 
 
 def format_rows(rows: dict[str, dict]) -> str:
@@ -255,32 +263,19 @@ def evaluate_text_run(run_dir: Path, data: TextData, generator, checkpoint_path:
     return rows
 
 
-def evaluate_text_run_dir(run_dir: Path, data: TextData, run_config, n: int, checkpoint: str,
+def evaluate_text_run_dir(run_dir: Path, data: TextData, n: int, checkpoint: str,
                           seed: int = 0, temperatures=None) -> str:
     """`ganrun eval` for a run whose data is text: restore the generator of the run's latest
-    checkpoint (built from the run's own config), score it, return the printed table."""
-    from ganrun import build  # noqa: PLC0415 (build imports the training stack)
+    or best checkpoint (as `ganrun sample` does), score it, return the printed table."""
     from ganrun.evaluate.run_eval import check_same_data  # noqa: PLC0415
+    from ganrun.sample import load_generator  # noqa: PLC0415 (sample imports the training stack)
 
     if not isinstance(n, int) or isinstance(n, bool) or n < 2:
         raise ConfigError(f"n={n!r} must be an integer of at least 2 (10000 for numbers "
                           "comparable with the literature).")
     check_same_data(run_dir, data)
-    if checkpoint not in ("latest", "best"):
-        raise ConfigError(f"checkpoint={checkpoint!r} must be latest or best.")
-    generator = build.any_generator(run_config, data.spec)  # relgan's or wgan_char's
-    best = checkpoint == "best"
-    path = tf.train.latest_checkpoint(str(Path(run_dir) / (BEST_DIR if best else "checkpoints")))
-    if path is None:
-        raise GanrunError(f"{run_dir} has no best checkpoint (kept only when training evaluates, "
-                          "train.eval_every > 0); use checkpoint=latest." if best else
-                          f"{run_dir} has no checkpoint yet; train first.")
-    # Only the generator is needed: the rest of the training state stays unread.
-    # (The latest checkpoint of a run with train.ema_decay holds the EMA weights apart.)
-    ema = not best and run_config.train.get("ema_decay", 0)
-    tf.train.Checkpoint(**{"generator_ema" if ema else "generator": generator}).restore(path) \
-        .expect_partial().assert_existing_objects_matched()
+    generator, _, path = load_generator(Path(run_dir), checkpoint)
     rows = evaluate_text_run(run_dir, data, generator, path, n, seed,
                              list(temperatures) if temperatures else None,
-                             "eval_best" if best else "eval")
+                             "eval_best" if checkpoint == "best" else "eval")
     return format_rows(rows)
