@@ -5,6 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
+comma := ,
 PYTEST_ARGS ?=
 # Test processes: one per core, at most 4 (each holds its own TensorFlow, ~1 GB).
 TEST_WORKERS ?= auto
@@ -32,14 +33,15 @@ test: $(STAMP)  ## run the whole test suite, the slow end-to-end tests included
 test-fast: $(STAMP)  ## the test suite without the slow end-to-end tests
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
-lint: $(STAMP)  ## ruff over the package, tests and scripts
+lint: $(STAMP)  ## ruff over the package, tests and scripts; import-linter over the layers
 	$(BIN)/ruff check src tests scripts
+	$(BIN)/lint-imports
 
 bench: $(STAMP)  ## speed benchmark, ~8 min: tables on the console, JSON in scripts/bench_results.json
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python scripts/bench.py $(ARGS)
 
 tb: $(STAMP)  ## TensorBoard on http://127.0.0.1:6006 over outputs/ and multirun/ (LOGDIR=...)
-	$(BIN)/tensorboard --logdir $(or $(LOGDIR),outputs) --host 127.0.0.1 --port 6006
+	$(BIN)/tensorboard --logdir_spec $(or $(LOGDIR),outputs:outputs$(if $(wildcard multirun),$(comma)multirun:multirun)) --host 127.0.0.1 --port 6006
 
 clean:  ## remove caches (keeps .venv and run directories)
 	rm -rf .pytest_cache .ruff_cache build src/*.egg-info

@@ -38,7 +38,9 @@ import bench_loops as loops  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from ganrun import build  # noqa: E402
-from ganrun.text_train import text_jit_compile  # noqa: E402
+from ganrun.trainers.loop import run_steps  # noqa: E402
+from ganrun.trainers.policy import text_jit_compile  # noqa: E402
+from ganrun.trainers.text_gan import ADVERSARIAL_METRICS, MLE_METRICS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 AUTO = text_jit_compile("auto")  # what train.jit_compile=auto picks per phase here
@@ -79,8 +81,12 @@ def compose(experiment: str, *overrides: str):
 
 def eager_chunk(trainer, phase: str, steps: int):
     """The trainer's step body run eagerly (no tf.function): the plain-loop baseline."""
-    body = trainer._adversarial_steps if phase == "adversarial" else trainer._mle_steps
+    step_fn, names = ((trainer._adversarial_step, ADVERSARIAL_METRICS) if phase == "adversarial"
+                      else (trainer._mle_step, MLE_METRICS))
     count = tf.constant(steps, tf.int32)
+
+    def body(n):
+        return run_steps(step_fn, n, trainer.step, names)
 
     def run():
         return {name: float(value) for name, value in body(count).items()}

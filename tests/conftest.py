@@ -57,7 +57,7 @@ def run_ganrun(*args: str, timeout: float = 300, env: dict | None = None):
 
 
 def make_trainer(cfg):
-    """An AdversarialTrainer (or TextTrainer) built from a composed config, as the CLI does."""
+    """The trainer `model.trainer` names, built from a composed config as the CLI does."""
     from ganrun import build
 
     return build.trainer(cfg, build.data(cfg))

@@ -118,7 +118,7 @@ def test_mixed_precision_trains_with_float32_outputs(compose, precision):
         precision == "mixed_float16")
     metrics = trainer.train_steps(tf.constant(2))
     assert all(np.isfinite(float(value)) for value in metrics.values())
-    images = tf.zeros((2, *trainer.images.shape[1:]))
+    images = tf.zeros((2, *trainer.examples.shape[1:]))
     assert trainer.discriminator(images).dtype == tf.float32
     assert trainer.generator(tf.zeros((2, trainer.latent_dim))).dtype == tf.float32
 
@@ -139,7 +139,7 @@ def test_slurm_environment_becomes_tf_config(monkeypatch):
 @pytest.mark.parametrize("field,value", [("strategy", "horovod"), ("precision", "float16")])
 def test_unknown_strategy_or_precision_is_a_config_error(field, value):
     from ganrun.errors import ConfigError
-    from ganrun.train import TrainOptions
+    from ganrun.trainers.options import TrainOptions
 
     with pytest.raises(ConfigError, match=f"train.{field}"):
         TrainOptions(steps=1, batch_size=8, **{field: value})

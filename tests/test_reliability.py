@@ -21,9 +21,9 @@ import tensorflow as tf
 
 from ganrun import guard
 from ganrun.checkpoints import Checkpoints
-from ganrun.errors import ConfigError, GanrunError
+from ganrun.errors import ConfigError, GanrunError, TrainingDiverged
 from ganrun.fit import fit
-from ganrun.train import TrainingDiverged, TrainOptions
+from ganrun.trainers.options import TrainOptions
 from tests.conftest import ROOT, TINY, make_trainer, training_state
 
 

@@ -43,7 +43,7 @@ def test_image_only_options_are_refused_for_the_text_gan(compose, corpus, overri
 def test_text_run_keeps_the_best_checkpoint_and_eval_scores_it(compose, tmp_path, corpus):
     from ganrun.cli import train_from_config
     from ganrun.evaluate.best import BEST_DIR, read_best
-    from ganrun.evaluate.text import evaluate_text_run_dir
+    from ganrun.evaluate.run_eval import evaluate_text_run_dir
 
     run = tmp_path / "run"
     cfg = compose(*_relgan(corpus), "train.steps=6", "train.pretrain_steps=4",

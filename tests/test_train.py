@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from ganrun.fit import fit, steps_until_next_event
-from ganrun.train import TrainOptions
+from ganrun.trainers.options import TrainOptions
 from tests.conftest import make_trainer, training_state
 
 

@@ -15,10 +15,11 @@ import tensorflow as tf
 
 from ganrun.cli import train_from_config
 from ganrun.errors import ConfigError
-from ganrun.evaluate.text import evaluate_text_run_dir, generator_section
+from ganrun.evaluate.run_eval import evaluate_text_run_dir
+from ganrun.evaluate.text import generator_section
 from ganrun.fit import fit
 from ganrun.sample import sample_to_file
-from ganrun.text_wgan import LatentTextTrainer
+from ganrun.trainers.latent_text import LatentTextTrainer
 from tests.conftest import make_trainer, training_state
 
 SMALL = ["model.generator.dim=8", "model.discriminator.dim=8", "model.generator.blocks=1",
@@ -75,7 +76,7 @@ def test_real_batches_are_one_hot_training_sequences(compose, corpus):
     assert isinstance(trainer, LatentTextTrainer)
     real, labels = trainer._real_batch()
     assert labels is None and real.shape == (8, 12, trainer.data.spec.vocab_size)
-    assert real.dtype == tf.float32 and trainer.images.dtype == tf.int32  # ids stay ids
+    assert real.dtype == tf.float32 and trainer.examples.dtype == tf.int32  # ids stay ids
     np.testing.assert_array_equal(tf.reduce_sum(real, -1), 1.0)
     training_rows = {tuple(row) for row in trainer.data.x_train}
     assert all(tuple(row) in training_rows for row in tf.argmax(real, -1).numpy())
@@ -151,7 +152,7 @@ def test_image_model_on_character_data_names_both_text_models(compose, corpus):
 
 @pytest.mark.slow  # trains a tiny relgan (two traced phases): ~15 s loaded
 def test_sample_of_a_relgan_run_gives_text_too(compose, tmp_path, corpus):
-    # `ganrun sample` builds any text run's generator (build.any_generator), not only latent ones.
+    # `ganrun sample` builds any text run's generator (build.generator), not only latent ones.
     run = tmp_path / "run"
     train_from_config(compose("data=text", f"data.path={corpus}", "data.max_len=8",
                               "model=relgan", "model.generator.hidden_dim=8",

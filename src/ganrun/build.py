@@ -13,7 +13,7 @@ import json
 
 import keras
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ganrun import distribute, precision
@@ -23,7 +23,8 @@ from ganrun.errors import ConfigError, GanrunError
 from ganrun.evaluate.feature_net import EvaluatorOptions
 from ganrun.models.image import pixel_range
 from ganrun.regularization import Regularization
-from ganrun.train import AdversarialTrainer, TrainOptions
+from ganrun.trainers.options import TrainOptions
+from ganrun.trainers.protocol import Trainer
 
 
 def _instantiate(node: DictConfig, where: str, **objects):
@@ -48,24 +49,25 @@ def _instantiate(node: DictConfig, where: str, **objects):
                           "settings (ganrun train --cfg job shows them).") from None
 
 
-def train_options(node: DictConfig) -> TrainOptions:
-    """The `train:` node as a checked TrainOptions; unknown keys are an error."""
-    values = OmegaConf.to_container(node, resolve=True)
-    known = {field.name for field in dataclasses.fields(TrainOptions)}
+def checked(cls, node: DictConfig | None, where: str):
+    """The config `node` as the checked dataclass `cls`; unknown keys are one ConfigError
+    naming them (the dataclass's own checks raise the others)."""
+    values = OmegaConf.to_container(node or {}, resolve=True)
+    known = {field.name for field in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ConfigError(f"unknown train option(s) {unknown}; known: {sorted(known)}.")
-    return TrainOptions(**values)
+        raise ConfigError(f"unknown {where} option(s) {unknown}; known: {sorted(known)}.")
+    return cls(**values)
+
+
+def train_options(node: DictConfig) -> TrainOptions:
+    """The `train:` node as a checked TrainOptions; unknown keys are an error."""
+    return checked(TrainOptions, node, "train")
 
 
 def evaluator_options(node: DictConfig | None) -> EvaluatorOptions:
     """The `evaluator:` node (the image metrics' feature network) as checked options."""
-    values = OmegaConf.to_container(node or {}, resolve=True)
-    known = {field.name for field in dataclasses.fields(EvaluatorOptions)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"unknown evaluator option(s) {unknown}; known: {sorted(known)}.")
-    return EvaluatorOptions(**values)
+    return checked(EvaluatorOptions, node, "evaluator")
 
 
 def data(cfg: DictConfig) -> ImageData:
@@ -84,12 +86,16 @@ def _conditional_kwargs(cfg: DictConfig) -> dict:
 
 
 def generator(cfg: DictConfig, spec: DataSpec) -> keras.Model:
-    """The generator of `cfg.model` for data described by `spec`."""
-    latent_dim = cfg.model.latent_dim
-    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim <= 0:
-        raise ConfigError(f"model.latent_dim={latent_dim!r} must be a positive integer.")
-    return _instantiate(cfg.model.generator, "model.generator", spec=spec,
-                        latent_dim=cfg.model.latent_dim, **_conditional_kwargs(cfg))
+    """The generator of `cfg.model` for data described by `spec`: a latent model's takes
+    `model.latent_dim` (relgan's has no latent input)."""
+    latent = {}
+    if "latent_dim" in cfg.model:
+        latent_dim = cfg.model.latent_dim
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim <= 0:
+            raise ConfigError(f"model.latent_dim={latent_dim!r} must be a positive integer.")
+        latent = {"latent_dim": latent_dim}
+    return _instantiate(cfg.model.generator, "model.generator", spec=spec, **latent,
+                        **_conditional_kwargs(cfg))
 
 
 def discriminator(cfg: DictConfig, spec: DataSpec) -> keras.Model:
@@ -99,16 +105,11 @@ def discriminator(cfg: DictConfig, spec: DataSpec) -> keras.Model:
 
 def regularization(cfg: DictConfig) -> Regularization:
     """The `regularize:` node as a checked Regularization; unknown keys are an error."""
-    values = OmegaConf.to_container(cfg.get("regularize") or {}, resolve=True)
-    known = {field.name for field in dataclasses.fields(Regularization)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"unknown regularize option(s) {unknown}; known: {sorted(known)}.")
-    return Regularization(**values)
+    return checked(Regularization, cfg.get("regularize"), "regularize")
 
 
 def generator_pixel_range(cfg: DictConfig) -> tuple[float, float]:
-    """(low, high) of the generator's output, from its output activation."""
+    """(low, high) of an image generator's output, from its output activation."""
     return pixel_range(cfg.model.generator.get("output_activation", "tanh"))
 
 
@@ -132,32 +133,29 @@ def loss(cfg: DictConfig):
     return _instantiate(cfg.loss, "loss"), cfg.loss._target_.rsplit(".", 1)[-1]
 
 
-def trainer(cfg: DictConfig, dataset: ImageData) -> AdversarialTrainer:
-    """Models, optimizers, loss and options → an AdversarialTrainer ready to `fit`."""
-    options = train_options(cfg.train)
-    if dataset.spec.kind == "text":
-        if (options.strategy, options.precision) != ("default", "float32"):
-            raise ConfigError("text models train with train.strategy=default and "
-                              "train.precision=float32 only.")
-        if not latent_text_model(cfg):
-            return text_trainer(cfg, dataset)
-    if options.pretrain_steps:
-        raise ConfigError("train.pretrain_steps is the MLE pre-training of model=relgan; this "
-                          "model has none, set it to 0.")
-    if dataset.spec.kind != "text" and ("pretrain_learning_rate" in cfg.model
-                                        or latent_text_model(cfg)):  # relgan, wgan_char
-        raise ConfigError(f"the text model needs text data, but data {dataset.spec.name!r} is "
-                          f"{dataset.spec.kind}; choose data=text, coco or oracle.")
-    regularize = regularization(cfg)
-    if dataset.spec.kind == "text" and regularize.augment:
-        raise ConfigError("regularize.augment (DiffAugment) transforms images; remove it for "
-                          "text models.")
-    keras.utils.set_random_seed(options.seed)  # initial weights depend on the seed only
+def trainer_class(cfg: DictConfig) -> type[Trainer]:
+    """The class `model.trainer._target_` names (ganrun.trainers)."""
+    node = cfg.model.get("trainer")
+    if node is None or "_target_" not in node:
+        raise ConfigError("the model config names no trainer; add `trainer: {_target_: "
+                          "ganrun.trainers.image.AdversarialTrainer}` (or another of "
+                          "ganrun.trainers) to it.")
+    try:
+        return get_class(node._target_)
+    except Exception as exc:  # Hydra raises ImportError or ValueError with the reason
+        raise ConfigError(f"model.trainer._target_={node._target_!r} is not a class ({exc}); "
+                          "name one of ganrun.trainers.") from None
+
+
+def trainer(cfg: DictConfig, dataset) -> Trainer:
+    """Models, optimizers, loss and options → the trainer `model.trainer` names, ready to
+    `fit`. The trainer's `check` refuses what it cannot train before any model is made."""
+    options, regularize = train_options(cfg.train), regularization(cfg)
     loss_fn, loss_name = loss(cfg)
-    regularize.check_loss(loss_name)
+    trainer_class(cfg).check(options, regularize, dataset.spec, loss_name)
+    keras.utils.set_random_seed(options.seed)  # initial weights depend on the seed only
     # TTUR is two optimizer nodes; a linear schedule reaches 0 at train.steps for both.
     linear = options.lr_schedule == "linear"
-    classes = dataset.spec.num_classes if conditional(cfg) else 0
     mixed, strategy = options.precision, distribute.make_strategy(options.strategy)
     # Everything with variables is made in the strategy's scope (mirrored on its devices);
     # the models under the precision's dtype policy, with float32 outputs (ganrun.precision).
@@ -172,61 +170,11 @@ def trainer(cfg: DictConfig, dataset: ImageData) -> AdversarialTrainer:
                 optimizer(cfg, "generator", options.steps if linear else None), mixed),
             precision.wrap_optimizer(optimizer(
                 cfg, "discriminator", options.steps * options.d_steps if linear else None), mixed)]
-        if dataset.spec.kind == "text":  # model=wgan_char: one-hot real sequences, text samples
-            from ganrun.text_wgan import LatentTextTrainer  # noqa: PLC0415
-
-            return LatentTextTrainer(*models, *optimizers, loss_fn, dataset, options, regularize)
-        return AdversarialTrainer(
-            *models, *optimizers, loss_fn, dataset.x_train, generator_pixel_range(cfg), options,
-            regularization=regularize, labels=dataset.y_train if classes else None,
-            num_classes=classes, strategy=strategy)
-
-
-def latent_text_model(cfg: DictConfig) -> bool:
-    """Whether cfg.model is a text model with a latent input (`data_kind: text`, e.g.
-    model=wgan_char): trained by the image trainer on one-hot sequences (ganrun.text_wgan)."""
-    return cfg.model.get("data_kind") == "text"
-
-
-def any_generator(cfg: DictConfig, spec: DataSpec) -> keras.Model:
-    """The generator of any model: relgan's (no latent input) or one taking latents."""
-    if "pretrain_learning_rate" in cfg.model:
-        return text_generator(cfg, spec)
-    return generator(cfg, spec)
-
-
-def text_generator(cfg: DictConfig, spec: DataSpec) -> keras.Model:
-    """The text model's generator (no latent input) for text data described by `spec`."""
-    return _instantiate(cfg.model.generator, "model.generator", spec=spec)
-
-
-def text_trainer(cfg: DictConfig, dataset):
-    """Text data (a ganrun.data.corpora.TextData) and a text model → a TextTrainer: MLE
-    pre-training (its own Adam, model.pretrain_learning_rate), then the Gumbel-softmax GAN."""
-    from ganrun.text_train import GumbelOptions, TextTrainer, check_text_options
-
-    options = train_options(cfg.train)
-    check_text_options(options)
-    if regularization(cfg) != Regularization():  # they act on images and image trainers only
-        raise ConfigError("the text GAN (model=relgan) takes no regularize.* options; remove "
-                          "those overrides (it clips gradient norms: model.gumbel.clip_norm).")
-    if "pretrain_learning_rate" not in cfg.model:
-        raise ConfigError(f"data {dataset.spec.name} is text; choose a text model "
-                          "(model=relgan or model=wgan_char).")
-    keras.utils.set_random_seed(options.seed)  # initial weights depend on the seed only
-    loss_fn, _ = loss(cfg)
-    try:
-        gumbel = GumbelOptions(**OmegaConf.to_container(cfg.model.gumbel, resolve=True))
-    except TypeError as exc:
-        raise ConfigError(f"model.gumbel has an unknown key ({exc}); known: beta_max, "
-                          "schedule, clip_norm.") from None
-    spec = dataset.spec
-    return TextTrainer(
-        text_generator(cfg, spec),
-        _instantiate(cfg.model.discriminator, "model.discriminator", spec=spec),
-        optimizer(cfg, "generator"), optimizer(cfg, "discriminator"),
-        keras.optimizers.Adam(float(cfg.model.pretrain_learning_rate)), loss_fn, dataset,
-        options, gumbel)
+        return _instantiate(cfg.model.trainer, "model.trainer", generator=models[0],
+                            discriminator=models[1], generator_optimizer=optimizers[0],
+                            discriminator_optimizer=optimizers[1], loss_fn=loss_fn,
+                            data=dataset, options=options, regularization=regularize,
+                            strategy=strategy)
 
 
 def experiment_fingerprint(cfg: DictConfig, spec: DataSpec) -> str:
@@ -237,7 +185,11 @@ def experiment_fingerprint(cfg: DictConfig, spec: DataSpec) -> str:
     """
     parts = {
         "data": [spec.kind, spec.name, list(spec.shape), spec.num_classes, spec.num_examples],
-        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        # Without the keys that name code rather than the checkpoint's content (`data_kind`
+        # marked wgan_char before `trainer` existed), so runs from then still resume.
+        "model": {key: value for key, value in
+                  OmegaConf.to_container(cfg.model, resolve=True).items()
+                  if key not in ("trainer", "data_kind")},
         "loss": OmegaConf.to_container(cfg.loss, resolve=True),
         "optimizers": {k: cfg.optimizer[k]._target_ for k in ("generator", "discriminator")},
     }

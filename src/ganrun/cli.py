@@ -42,8 +42,7 @@ def _guarded(task):
     diverged run). In a multirun the error is re-raised so Hydra records the failed job."""
     global _task_started
     _task_started = True
-    from ganrun.guard import TrainingStopped  # noqa: PLC0415 (TensorFlow loads here)
-    from ganrun.train import TrainingDiverged  # noqa: PLC0415
+    from ganrun.errors import TrainingDiverged, TrainingStopped
 
     try:
         return task()
@@ -93,9 +92,11 @@ def train_from_config(cfg: DictConfig, run_dir: Path) -> dict:
     # Periodic and final metrics (train.eval_every, eval_final_n), checked before anything is
     # written; image runs train the feature network here if it is not cached.
     if dataset.spec.kind == "text":  # BLEU, Self-BLEU, NLL-gen (and NLL-oracle)
-        from ganrun.evaluate.text import autoregressive, make_text_evaluation
+        from ganrun.evaluate.text import make_text_evaluation
+        from ganrun.sampling import autoregressive
 
-        evaluation = make_text_evaluation(dataset, options, autoregressive(trainer.generator))
+        evaluation = make_text_evaluation(dataset, options,
+                                          autoregressive(trainer.sampling_generator))
     else:
         evaluation = make_training_evaluation(dataset, options, evaluator)
     saved_config, saved_spec = run_dir / "experiment.yaml", run_dir / "data_spec.json"
@@ -162,7 +163,7 @@ def _sample(cfg: DictConfig):
 def _eval(cfg: DictConfig):
     def task():
         from ganrun import build
-        from ganrun.evaluate.run_eval import evaluate_run, format_table
+        from ganrun.evaluate.run_eval import evaluate_run, evaluate_text_run_dir, format_table
 
         run_dir, evaluator = Path(cfg.run), build.evaluator_options(cfg.evaluator)
         experiment = run_dir / "experiment.yaml"
@@ -172,8 +173,6 @@ def _eval(cfg: DictConfig):
         # The run's own data, loaded as it was for training (checked against data_spec.json).
         data = build.data(OmegaConf.load(experiment))
         if data.spec.kind == "text":  # BLEU, Self-BLEU, NLL and the temperature sweep
-            from ganrun.evaluate.text import evaluate_text_run_dir
-
             print(evaluate_text_run_dir(run_dir, data, cfg.n, str(cfg.checkpoint), int(cfg.seed),
                                         cfg.get("temperatures")))
             print(f"Written to {run_dir / 'metrics.json'} and {run_dir / 'tb'}.")

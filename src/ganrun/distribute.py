@@ -1,8 +1,7 @@
 """`train.strategy`: which tf.distribute strategy runs the compiled loop, and how the loop
 runs under it.
 
-- `default`: tf.distribute's default strategy (one device); the loop is `train.py`'s own,
-  unchanged.
+- `default`: tf.distribute's default strategy (one device); the trainer's step runs as is.
 - `mirrored`: MirroredStrategy over all local GPUs, or, with no GPU, over all logical CPU
   devices (tests split the CPU in two with `tf.config.set_logical_device_configuration`).
 - `multi_worker`: MultiWorkerMirroredStrategy; the cluster comes from `TF_CONFIG`, or, inside
@@ -154,23 +153,19 @@ def _replica_seeds(trainer, base):
         trainer.rng, trainer.batch_rng = rng, rng
 
 
-def distributed_train_steps(trainer, num_steps):
-    """`trainer._train_steps` under `trainer.strategy`: one strategy.run per step, metrics
-    reduced to their global-batch means. Call inside the compiled function."""
+def replicated_step(trainer, step_fn):
+    """`step_fn` (int64 step -> float32 metrics) as one `strategy.run` over the replicas, its
+    metrics reduced to their global-batch means; for `ganrun.trainers.loop.run_steps`.
+
+    `trainer`: an AdversarialTrainer (its `rng`, `batch_rng` and `strategy`). Trace inside
+    the compiled function."""
     strategy, state = trainer.strategy, trainer.rng.state
 
-    def body(index, totals):
-        step = trainer.step + tf.cast(index, tf.int64)
+    def step(index):
         with _replica_seeds(trainer, tf.identity(state.value)) as counts:
-            metrics = strategy.run(trainer._adversarial_step, args=(step,))
+            metrics = strategy.run(step_fn, args=(index,))
         draws = max(counts.values(), default=0)  # the same on every replica
         state.assign_add(tf.constant([0, draws], state.dtype))
-        return index + 1, totals + strategy.reduce(tf.distribute.ReduceOp.MEAN, metrics,
-                                                   axis=None)
+        return strategy.reduce(tf.distribute.ReduceOp.MEAN, metrics, axis=None)
 
-    # A plain while_loop, as in train.py (one XLA program for every call length on TPUs).
-    _, totals = tf.while_loop(lambda index, _: index < num_steps, body,
-                              (tf.constant(0), tf.zeros([len(trainer.metric_names)])))
-    trainer.step.assign_add(tf.cast(num_steps, tf.int64))
-    means = totals / tf.cast(num_steps, tf.float32)
-    return {name: means[index] for index, name in enumerate(trainer.metric_names)}
+    return step

@@ -20,7 +20,9 @@ from keras.optimizers.schedules import LearningRateSchedule
 
 from ganrun import distribute, guard, summaries
 from ganrun.checkpoints import Checkpoints
-from ganrun.train import METRIC_NAMES, AdversarialTrainer, grid_inputs
+from ganrun.evaluate.protocol import Evaluation
+from ganrun.jsonfile import write_json_atomic
+from ganrun.trainers.protocol import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -61,21 +63,6 @@ class MetricWindow:
         return values
 
 
-def _write_samples(trainer, inputs, writer, run_dir: Path, step: int) -> None:
-    if hasattr(trainer, "write_samples"):  # text trainers write sentences, not image grids
-        return trainer.write_samples(writer, run_dir, step)
-    latents, labels, columns = inputs  # see ganrun.train.grid_inputs (a row per class)
-    grid = summaries.image_grid(trainer.generate(latents, labels), columns)
-    summaries.write_png(run_dir / "samples" / f"step_{step:07d}.png", grid)
-    summaries.write_image(writer, "samples", grid, step)
-
-
-def _write_json(path: Path, content: dict) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(content, indent=2) + "\n")
-    temporary.replace(path)
-
-
 def _save_generator(generator, path: Path) -> None:
     temporary = path.with_name("generator.tmp.keras")
     generator.save(temporary)
@@ -92,14 +79,10 @@ class ConfiguredRates:
     config at every launch, so they need nothing.
     """
 
-    def __init__(self, trainer):
-        self.optimizers = {}
-        for name in guard.OPTIMIZERS:
-            optimizer = getattr(trainer, name, None)
-            inner = getattr(optimizer, "inner_optimizer", optimizer)  # loss-scaled (float16)
-            if optimizer is not None and not isinstance(inner._learning_rate,
-                                                        LearningRateSchedule):
-                self.optimizers[name] = optimizer
+    def __init__(self, trainer: Trainer):
+        self.optimizers = {name: optimizer for name, optimizer in trainer.optimizers.items()
+                           if not isinstance(_inner(optimizer)._learning_rate,
+                                             LearningRateSchedule)}
         self.config = [float(o.learning_rate.numpy()) for o in self.optimizers.values()]
         self.checkpoint = trainer.checkpoint
         # A trainer that trained before in this process tracks its record already: restoring
@@ -127,7 +110,13 @@ class ConfiguredRates:
         self.launched.assign(self.config or [0.0])
 
 
-def _final_metrics(window: MetricWindow, whole_run: MetricWindow, trainer, step: int,
+def _inner(optimizer):
+    """The optimizer a float16 LossScaleOptimizer wraps (the optimizer itself otherwise)."""
+    return optimizer.inner_optimizer if isinstance(
+        optimizer, keras.optimizers.LossScaleOptimizer) else optimizer
+
+
+def _final_metrics(window: MetricWindow, whole_run: MetricWindow, trainer: Trainer, step: int,
                    wall_seconds: float, loss_name: str) -> dict:
     options = trainer.options
     averaged = f"mean over the last {window.steps} steps of training (batch {options.batch_size})"
@@ -139,8 +128,7 @@ def _final_metrics(window: MetricWindow, whole_run: MetricWindow, trainer, step:
         "perf/steps_per_sec": "adversarial steps per second of this process, excluding its "
                               "first compiled call (tracing and compilation)",
     }
-    if hasattr(trainer, "metric_definitions"):  # metrics only some trainers return
-        definitions.update(trainer.metric_definitions(averaged))
+    definitions.update(trainer.metric_definitions(averaged))
     values = window.means()
     values.pop("perf/steps_per_sec", None)
     values.update({k: v for k, v in whole_run.means().items() if k.startswith("perf/")})
@@ -149,11 +137,12 @@ def _final_metrics(window: MetricWindow, whole_run: MetricWindow, trainer, step:
         "wall_time_s": {"value": round(wall_seconds, 2),
                         "definition": "wall time of this process's training loop, seconds"},
         **{name: {"value": values[name], "definition": definitions[name]}
-           for name in (*METRIC_NAMES, *definitions) if name in values},
+           for name in (*trainer.metric_names, *definitions)
+           if name in values and name in definitions},
     }
 
 
-def _resume(trainer, run_dir: Path) -> tuple[Checkpoints, Path, int]:
+def _resume(trainer: Trainer, run_dir: Path) -> tuple[Checkpoints, Path, int]:
     """Restore the newest checkpoint (every worker reads the chief's); returns the
     checkpoints this process writes, the directory it writes into, and the step."""
     options = trainer.options
@@ -182,8 +171,9 @@ def _log_window(writer, window: MetricWindow, step: int, last: int) -> None:
              "  ".join(f"{name} {value:.4g}" for name, value in values.items()))
 
 
-def _finish(trainer, run_dir: Path, writer, evaluation, window: MetricWindow,
-            whole_run: MetricWindow, step: int, seconds: float, loss_name: str) -> dict:
+def _finish(trainer: Trainer, run_dir: Path, writer, evaluation: Evaluation | None,
+            window: MetricWindow, whole_run: MetricWindow, step: int, seconds: float,
+            loss_name: str) -> dict:
     """generator.keras, the final evaluation, metrics.json; returns what was written."""
     writer.flush()
     _save_generator(trainer.sampling_generator, run_dir / "generator.keras")  # EMA if on
@@ -191,17 +181,17 @@ def _finish(trainer, run_dir: Path, writer, evaluation, window: MetricWindow,
     if evaluation:
         final.update(evaluation.final_entries(trainer, step, writer, run_dir))
         writer.flush()
-    _write_json(run_dir / "metrics.json", final)
+    write_json_atomic(run_dir / "metrics.json", final)
     return final
 
 
-def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
-        loss_name: str = "", evaluation=None) -> dict:
+def fit(trainer: Trainer, run_dir: Path, config_text: str = "",
+        loss_name: str = "", evaluation: Evaluation | None = None) -> dict:
     """Train until `trainer.options.steps`, resuming from `run_dir/checkpoints` if present.
 
-    `evaluation` (a ganrun.evaluate.during_training.TrainingEvaluation, or None) scores
-    samples every train.eval_every steps, keeps checkpoints/best, and scores the final
-    generator into the "eval" section of metrics.json.
+    `evaluation` (image: ganrun.evaluate.during_training, text: ganrun.evaluate.text; or
+    None) scores samples every train.eval_every steps, keeps checkpoints/best, and scores the
+    final generator into the "eval" section of metrics.json.
 
     Returns the contents written to `run_dir/metrics.json`.
     """
@@ -215,13 +205,11 @@ def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
     writer = tf.summary.create_file_writer(str(run_dir / "tb"))
     if config_text:
         summaries.write_text(writer, "config", f"```\n{config_text}\n```", step)
-    latents = grid_inputs(options.sample_grid, trainer.latent_dim, options.seed,
-                          trainer.num_classes)
     log.info("Training from step %d to %d (batch %d, %d steps per compiled call, XLA %s).",
              step, options.steps, options.batch_size, options.steps_per_call,
              "on" if trainer.jit_compile else "off")
     progress = keras.utils.Progbar(options.steps, interval=0.5, unit_name="step",
-                                   stateful_metrics=list(METRIC_NAMES)) \
+                                   stateful_metrics=list(trainer.metric_names)) \
         if sys.stdout.isatty() else None
     started, first_call = time.perf_counter(), True
     window, last_window, whole_run = MetricWindow(), None, MetricWindow()
@@ -251,7 +239,7 @@ def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
             _log_window(writer, window, step, options.steps)
             last_window, window = window, MetricWindow()
         if _due(step, options.sample_every, options.steps):
-            _write_samples(trainer, latents, writer, run_dir, step)
+            trainer.write_samples(writer, run_dir, step)
         if _due(step, options.checkpoint_every, options.steps):
             checkpoints.save(step)
         if evaluation and evaluation.due(step):

@@ -18,28 +18,10 @@ import keras
 import tensorflow as tf
 from keras.optimizers.schedules import LearningRateSchedule
 
-from ganrun.train import TrainingDiverged
+from ganrun.errors import TrainingDiverged, TrainingStopped
+from ganrun.trainers.protocol import Trainer
 
 log = logging.getLogger(__name__)
-
-# The trainers' optimizer attributes (mle_optimizer: text trainers only).
-OPTIMIZERS = ("g_optimizer", "d_optimizer", "mle_optimizer")
-
-POLICIES = ("stop", "rollback")
-
-
-class TrainingStopped(Exception):
-    """Training stopped on a signal after writing a checkpoint. Not a GanrunError: the CLI
-    exits with `exit_code` (128 + the signal number, the shell's convention), not 2."""
-
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.exit_code = 128 + signum
-
-    def __reduce__(self):
-        # A sweep job's exception travels back to the sweep's process by pickle (joblib,
-        # submitit); the default would call TrainingStopped(message) and fail to unpickle.
-        return type(self), (self.args[0], self.exit_code - 128)
 
 
 _active: StopRequest | None = None  # the StopRequest whose handlers are installed
@@ -131,11 +113,11 @@ class DivergenceGuard:
     rollbacks in one process it gives up with TrainingDiverged.
     """
 
-    def __init__(self, trainer, checkpoints, policy: str = "stop", max_rollbacks: int = 3,
+    def __init__(self, trainer: Trainer, checkpoints, policy: str = "stop", max_rollbacks: int = 3,
                  lr_factor: float = 0.5):
         self.trainer, self.checkpoints = trainer, checkpoints
         self.policy, self.max_rollbacks, self.lr_factor = policy, max_rollbacks, lr_factor
-        self.weights = WeightCheck([trainer.generator, trainer.discriminator])
+        self.weights = WeightCheck(trainer.models)
         self.rollbacks = 0
 
     def prepare(self, step: int) -> None:
@@ -171,10 +153,7 @@ class DivergenceGuard:
     def _roll_back(self, cause: str) -> int:
         path = self.checkpoints.restore_latest()  # learning rates are in it: restored too
         rates = []
-        for name in OPTIMIZERS:
-            optimizer = getattr(self.trainer, name, None)
-            if optimizer is None:
-                continue
+        for name, optimizer in self.trainer.optimizers.items():
             if isinstance(optimizer._learning_rate, LearningRateSchedule):
                 raise TrainingDiverged(f"{cause}; rollback lowers constant learning rates only, "
                                        f"and {name} uses a schedule.")

@@ -17,11 +17,11 @@ from omegaconf import OmegaConf
 
 from ganrun import build, summaries
 from ganrun.checkpoints import Checkpoints
+from ganrun.data.corpora import TextData
 from ganrun.data.spec import DataSpec
+from ganrun.data.text import Vocabulary
 from ganrun.errors import ConfigError, GanrunError
-from ganrun.train import fixed_latents, grid_inputs
-
-CHUNK = 500  # images generated per forward pass, to bound memory for large n
+from ganrun.sampling import class_labels, draw_ids, generate, grid_inputs, num_classes
 
 
 def load_generator(run_dir: Path, checkpoint: str = "latest"):
@@ -35,7 +35,7 @@ def load_generator(run_dir: Path, checkpoint: str = "latest"):
         raise GanrunError(f"{run_dir} is not a ganrun run directory (no experiment.yaml); pass "
                           "run=<the hydra.run.dir of a training run>.")
     cfg = OmegaConf.load(config_path)
-    generator = build.any_generator(cfg, DataSpec.from_json(spec_path))
+    generator = build.generator(cfg, DataSpec.from_json(spec_path))
     directory = run_dir / "checkpoints" / ("best" if checkpoint == "best" else "")
     # The latest checkpoint holds the EMA weights apart (ganrun.ema); best holds what was scored.
     ema = checkpoint == "latest" and OmegaConf.select(cfg, "train.ema_decay", default=0)
@@ -48,44 +48,6 @@ def load_generator(run_dir: Path, checkpoint: str = "latest"):
         raise GanrunError(f"{run_dir} has no checkpoint yet; train first "
                           f"(ganrun train hydra.run.dir={run_dir}).")
     return generator, build.generator_pixel_range(cfg), path
-
-
-def num_classes(generator) -> int:
-    """The class count of a conditional generator (ganrun.models.image), 0 otherwise."""
-    return generator.get_layer("label_embedding").input_dim if len(generator.inputs) > 1 else 0
-
-
-def class_labels(generator, count: int, label: int | None = None) -> np.ndarray | None:
-    """int32 (count,) labels for a conditional generator: all `label`, or 0..K-1 in turn."""
-    classes = num_classes(generator)
-    if not classes:
-        if label is not None:
-            raise ConfigError(f"label={label} needs a class-conditional run "
-                              "(model.conditional=true); drop label=.")
-        return None
-    if label is not None and not 0 <= int(label) < classes:
-        raise ConfigError(f"label={label} is not a class of this run; use 0..{classes - 1}.")
-    if label is not None:
-        return np.full(count, int(label), np.int32)
-    return (np.arange(count) % classes).astype(np.int32)
-
-
-def generate(generator, pixel_range, count: int, seed: int,
-             labels: np.ndarray | None = None) -> np.ndarray:
-    """float32 (count, H, W, C) images in [0, 1] from latents fixed by `seed`; a conditional
-    generator gets `labels` (default: classes 0..K-1 in turn, so every class is equally
-    represented)."""
-    latents = fixed_latents(count, int(generator.inputs[0].shape[-1]), seed)
-    if labels is None:
-        labels = class_labels(generator, count)
-    low, high = pixel_range
-
-    def inputs(start):
-        part = latents[start:start + CHUNK]
-        return part if labels is None else [part, tf.constant(labels[start:start + CHUNK])]
-
-    chunks = [generator(inputs(start), training=False) for start in range(0, count, CHUNK)]
-    return ((np.concatenate(chunks) - low) / (high - low)).clip(0, 1).astype(np.float32)
 
 
 def sample_to_file(run_dir: Path, count: int, out: Path | None, seed: int = 0,
@@ -121,11 +83,7 @@ def text_to_file(run_dir: Path, count: int, out: Path | None, seed: int = 0,
     """A text run's `count` sentences, one a line, to `out` (.txt; default
     <run>/samples/sample_seed<seed>.txt), decoded with the run's vocab.json. relgan samples at
     temperature 1 from `seed`; wgan_char takes the argmax per position for the latents of
-    `seed` (ganrun.evaluate.text.draw_ids)."""
-    from ganrun.data.corpora import TextData  # noqa: PLC0415
-    from ganrun.data.text import Vocabulary  # noqa: PLC0415
-    from ganrun.evaluate.text import draw_ids  # noqa: PLC0415
-
+    `seed` (ganrun.sampling.draw_ids)."""
     if label is not None:
         raise ConfigError("label= is for class-conditional image runs; drop it for a text run.")
     out = out or run_dir / "samples" / f"sample_seed{seed}.txt"

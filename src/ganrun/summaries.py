@@ -1,4 +1,4 @@
-"""Host-side outputs: TensorBoard scalars, text and image grids, PNG files.
+"""Host-side outputs: TensorBoard scalars, text and image grids, PNG files, text samples.
 
 Nothing here runs inside the compiled training function: the loop returns a dict of metrics
 and the host writes them (tensorflow/models `orbit/utils/summary_manager.py`). Tag names are
@@ -59,3 +59,12 @@ def write_text(writer, name: str, text: str, step: int) -> None:
     """Text (rendered as Markdown by TensorBoard) at `step`."""
     with writer.as_default(step=step):
         tf.summary.text(name, text)
+
+
+def write_text_samples(lines: list[str], writer, run_dir: Path, step: int) -> None:
+    """Sentences as `samples/step_N.txt` (one a line) and the TensorBoard text `samples`."""
+    path = Path(run_dir) / "samples" / f"step_{step:07d}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text(writer, "samples", "\n".join(f"{i + 1}. `{line}`" for i, line in enumerate(lines)),
+               step)

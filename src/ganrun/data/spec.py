@@ -10,6 +10,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+from ganrun.errors import ConfigError
+
 
 @dataclasses.dataclass(frozen=True)
 class DataSpec:
@@ -38,6 +40,13 @@ class DataSpec:
     def to_json(self, path: str | Path) -> None:
         """Write the spec so `ganrun sample` can rebuild the models without the data."""
         Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+
+    def text_shape(self, model: str) -> tuple[int, int]:
+        """(max_len L, vocab_size V) of text data; a ConfigError naming `model` otherwise."""
+        if self.kind != "text" or len(self.shape) != 1 or self.vocab_size < 2:
+            raise ConfigError(f"{model} needs text data, but data {self.name!r} is "
+                              f"{self.kind}; choose data=text, coco or oracle.")
+        return int(self.shape[0]), int(self.vocab_size)
 
     @classmethod
     def from_json(cls, path: str | Path) -> DataSpec:

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from ganrun.checkpoints import Checkpoints
 from ganrun.errors import ConfigError
-from ganrun.evaluate.feature_net import write_json_atomic
+from ganrun.jsonfile import write_json_atomic
 
 log = logging.getLogger(__name__)
 

@@ -19,15 +19,10 @@ from ganrun.data.images import ImageData
 from ganrun.evaluate import scores
 from ganrun.evaluate.best import BEST_DIR, BestCheckpoint, read_best, resolve_metric
 from ganrun.evaluate.feature_net import EvaluatorOptions, load_or_train, unavailable_reason
-from ganrun.sample import generate
+from ganrun.sampling import generate
+from ganrun.trainers.image import AdversarialTrainer
 
 log = logging.getLogger(__name__)
-
-
-def evaluated_generator(trainer):
-    """The generator whose samples are scored: the EMA copy when the trainer keeps one."""
-    # `sampling_generator` is the EMA copy when train.ema_decay > 0 (ganrun.ema).
-    return getattr(trainer, "sampling_generator", trainer.generator)
 
 
 def write_section(writer, prefix: str, section: dict, step: int) -> None:
@@ -51,10 +46,10 @@ class TrainingEvaluation:
     def due(self, step: int) -> bool:
         return self.every > 0 and (step % self.every == 0 or step == self.last_step)
 
-    def _images(self, trainer, count: int):
-        return generate(evaluated_generator(trainer), trainer.pixel_range, count, self.seed)
+    def _images(self, trainer: AdversarialTrainer, count: int):
+        return generate(trainer.sampling_generator, trainer.pixel_range, count, self.seed)
 
-    def periodic(self, trainer, step: int, writer, run_dir: Path) -> dict:
+    def periodic(self, trainer: AdversarialTrainer, step: int, writer, run_dir: Path) -> dict:
         """Score `n` samples, log them, and keep the generator as `best` if it scores best."""
         if self._scorer is None:
             self._scorer = scores.Scorer(self.net, self.data, self.n)
@@ -62,12 +57,12 @@ class TrainingEvaluation:
                                      f"generator at step {step}, latents seed {self.seed}")
         write_section(writer, "eval_periodic", section, step)
         log.info("eval at step %d (%d samples): %s", step, self.n, scores.summary_line(section))
-        self.best.offer(evaluated_generator(trainer), step, section, run_dir,
+        self.best.offer(trainer.sampling_generator, step, section, run_dir,
                         f"{self.n} samples vs {self._scorer.n_real} real images, see "
                         "eval_periodic/definition in TensorBoard")
         return section
 
-    def final(self, trainer, step: int, writer) -> dict | None:
+    def final(self, trainer: AdversarialTrainer, step: int, writer) -> dict | None:
         """Score `final_n` samples of the final generator: the metrics.json "eval" section
         (None when train.eval_final_n is 0)."""
         if not self.final_n:
@@ -82,8 +77,7 @@ class TrainingEvaluation:
                  scores.summary_line(section))
         return section
 
-
-    def final_entries(self, trainer, step: int, writer, run_dir: Path) -> dict:
+    def final_entries(self, trainer: AdversarialTrainer, step: int, writer, run_dir: Path) -> dict:
         """What the end of training adds to metrics.json: "eval" (the full-count result of
         the latest generator), flat "eval/<metric>" entries of it (for sweep objectives),
         and "best" (the best periodic checkpoint's step and FID)."""

@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from ganrun.data.images import ImageData
 from ganrun.errors import ConfigError, DataError
+from ganrun.jsonfile import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -195,10 +196,3 @@ def load_or_train(data: ImageData, options: EvaluatorOptions) -> FeatureNet:
     temporary.replace(model_path)
     write_json_atomic(info_path, info)
     return FeatureNet(model, info)
-
-
-def write_json_atomic(path: Path, content: dict) -> None:
-    """Write JSON to a temporary file in the same directory, then rename it over `path`."""
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(content, indent=2) + "\n")
-    temporary.replace(path)

@@ -19,7 +19,8 @@ import numpy as np
 
 from ganrun.data.images import ImageData
 from ganrun.evaluate import image_metrics as im
-from ganrun.evaluate.feature_net import FeatureNet, write_json_atomic
+from ganrun.evaluate.feature_net import FeatureNet
+from ganrun.jsonfile import write_json_atomic
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,10 @@ import tensorflow as tf
 
 from ganrun import summaries
 from ganrun.data.corpora import TextData
-from ganrun.errors import ConfigError
 from ganrun.evaluate.best import BEST_DIR, BestCheckpoint, read_best, resolve_metric
 from ganrun.evaluate.bleu import bleu_report, self_bleu
-from ganrun.models.text_conv import argmax_ids
-from ganrun.text_train import sample_ids
+from ganrun.sampling import autoregressive, draw_ids
+from ganrun.trainers.protocol import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -76,28 +75,6 @@ def _nll_entries(generator, data: TextData, ids: np.ndarray, n_test: int) -> dic
                                      f"{min(len(ids), len(data.x_test))} oracle samples; the "
                                      "floor of NLL-oracle"}
     return entries
-
-
-def autoregressive(generator) -> bool:
-    """Whether the generator samples token by token (relgan: it has NLL-gen and temperatures)
-    rather than emitting every position from a latent at once (model=wgan_char)."""
-    return hasattr(generator, "rollout")
-
-
-def draw_ids(generator, n: int, seed: int, temperature: float = 1.0) -> tuple[np.ndarray, str]:
-    """int32 (n, L) ids and how they were drawn. An autoregressive generator (relgan) samples
-    at `temperature`; a latent one (model=wgan_char) emits all positions at once and is decoded
-    by argmax per position (as Gulrajani et al.'s gan_language.py), where no temperature applies."""
-    if autoregressive(generator):
-        return sample_ids(generator, n, seed, temperature), (
-            f"{n} sequences sampled at temperature {temperature} (seed {seed}), decoded up to "
-            "<eos>")
-    if temperature != 1.0:
-        raise ConfigError("temperatures apply to autoregressive generators (model=relgan); this "
-                          "run's generator is decoded by argmax, so drop temperatures=.")
-    return argmax_ids(generator, n, seed), (
-        f"{n} sequences: the most probable token at each position of the generator's softmax, "
-        f"for the fixed latents of seed {seed}, decoded up to <eos>")
 
 
 def generator_section(generator, data: TextData, n: int, temperature: float = 1.0,
@@ -177,32 +154,36 @@ class TextEvaluation:
     """fit's evaluation hook for text runs: BLEU + NLL-gen of `n` samples every `every` steps,
     and every metric of `final_n` samples at the end (metrics.json "eval")."""
 
-    def __init__(self, data: TextData, every: int, n: int, final_n: int, seed: int = 0,
-                 best_metric: str = "auto", has_nll: bool = True):
+    def __init__(self, data: TextData, every: int, n: int, final_n: int, last_step: int,
+                 seed: int = 0, best_metric: str = "auto", has_nll: bool = True):
         self.data, self.every, self.n, self.final_n, self.seed = data, every, n, final_n, seed
+        self.last_step = last_step
         # checkpoints/best needs the periodic evaluation: without it there is nothing to rank.
         self.best = BestCheckpoint(*resolve_metric(best_metric, "text", data.oracle is not None,
                                                    has_nll), n) if every else None
 
     def due(self, step: int) -> bool:
-        return bool(self.every) and step % self.every == 0
+        return bool(self.every) and (step % self.every == 0 or step == self.last_step)
 
-    def periodic(self, trainer, step: int, writer, run_dir: Path) -> None:
-        section = generator_section(trainer.generator, self.data, self.n, 1.0, self.seed,
-                                    self.n, n_test=min(self.n, 1000))
+    def periodic(self, trainer: Trainer, step: int, writer, run_dir: Path) -> dict:
+        """Score `n` samples of the sampling generator (EMA where kept), log them, and keep
+        it as checkpoints/best if it scores best."""
+        section = generator_section(trainer.sampling_generator, self.data, self.n, 1.0,
+                                    self.seed, self.n, n_test=min(self.n, 1000))
         summaries.write_scalars(writer, flat(section, "eval_periodic"), step)
         log.info("step %d  eval (%d samples): %s", step, self.n, "  ".join(
             f"{k} {v:.4g}" for k, v in flat(section, "").items()))
-        self.best.offer(trainer.generator, step, section, run_dir,
+        self.best.offer(trainer.sampling_generator, step, section, run_dir,
                         f"{self.n} samples at temperature 1, seed {self.seed}; NLL-gen on "
                         f"{min(self.n, 1000)} test sequences")
+        return section
 
-    def final_entries(self, trainer, step: int, writer, run_dir: Path) -> dict:
+    def final_entries(self, trainer: Trainer, step: int, writer, run_dir: Path) -> dict:
         """metrics.json's "eval" (every metric of `final_n` samples of the final generator),
         its flat "eval/<metric>" entries (sweep objectives) and "best" (checkpoints/best)."""
         entries = {}
         if self.final_n:
-            section = generator_section(trainer.generator, self.data, self.final_n, 1.0,
+            section = generator_section(trainer.sampling_generator, self.data, self.final_n, 1.0,
                                         self.seed, self.final_n)
             section = {"step": step, **section}
             summaries.write_scalars(writer, flat(section, "eval"), step)
@@ -221,7 +202,7 @@ def make_text_evaluation(data: TextData, options, has_nll: bool = True) -> TextE
     if not options.eval_every and not options.eval_final_n:
         return None
     return TextEvaluation(data, options.eval_every, options.eval_n, options.eval_final_n,
-                          options.seed, options.best_metric, has_nll)
+                          options.steps, options.seed, options.best_metric, has_nll)
 
 
 def format_rows(rows: dict[str, dict]) -> str:
@@ -236,46 +217,3 @@ def format_rows(rows: dict[str, dict]) -> str:
         lines.append(f"{label:<16}" + "".join(f"{value:>{w}.4f}"
                                                for value, w in zip(cells, widths, strict=True)))
     return "\n".join(lines)
-
-
-def evaluate_text_run(run_dir: Path, data: TextData, generator, checkpoint_path: str, n: int,
-                      seed: int = 0, temperatures=None, key: str = "eval") -> dict:
-    """`ganrun eval` on a text run: every metric of `n` samples at temperature 1 (metrics.json
-    `key`: "eval" for the latest checkpoint, "eval_best" for the best); with `temperatures`,
-    the sweep (metrics.json "<key>_temperatures", the PNG `<run>/<key>_temperatures.png`).
-    Returns {label: section} rows for `format_rows`."""
-    from ganrun.evaluate.run_eval import update_metrics_json  # noqa: PLC0415
-
-    step = int(Path(checkpoint_path).name.rsplit("-", 1)[-1])
-    section = {"step": step, "checkpoint": str(checkpoint_path),
-               **generator_section(generator, data, n, 1.0, seed, n)}
-    update_metrics_json(run_dir, key, section)
-    writer = tf.summary.create_file_writer(str(Path(run_dir) / "tb"))
-    summaries.write_scalars(writer, flat(section, key), step)
-    rows = {"generator T=1": section}
-    if temperatures:
-        sweep = temperature_sweep(generator, data, temperatures, n, seed, n,
-                                  Path(run_dir) / f"{key}_temperatures.png")
-        update_metrics_json(run_dir, f"{key}_temperatures", sweep)
-        rows.update({f"T={label}": row for label, row in sweep["temperatures"].items()})
-        rows["training data"] = sweep["training_data"]
-    writer.flush()
-    return rows
-
-
-def evaluate_text_run_dir(run_dir: Path, data: TextData, n: int, checkpoint: str,
-                          seed: int = 0, temperatures=None) -> str:
-    """`ganrun eval` for a run whose data is text: restore the generator of the run's latest
-    or best checkpoint (as `ganrun sample` does), score it, return the printed table."""
-    from ganrun.evaluate.run_eval import check_same_data  # noqa: PLC0415
-    from ganrun.sample import load_generator  # noqa: PLC0415 (sample imports the training stack)
-
-    if not isinstance(n, int) or isinstance(n, bool) or n < 2:
-        raise ConfigError(f"n={n!r} must be an integer of at least 2 (10000 for numbers "
-                          "comparable with the literature).")
-    check_same_data(run_dir, data)
-    generator, _, path = load_generator(Path(run_dir), checkpoint)
-    rows = evaluate_text_run(run_dir, data, generator, path, n, seed,
-                             list(temperatures) if temperatures else None,
-                             "eval_best" if checkpoint == "best" else "eval")
-    return format_rows(rows)

@@ -94,10 +94,9 @@ class LSTMGenerator(keras.Model):
         h, c = self._zero_state(batch)
         token = tf.fill([batch], self.vocab_size)
         tokens, outs = [], []
-        # A Python loop over the static length, so grappler and XLA see all L steps: with a
-        # tf.scan a RelGAN iteration took 1.1x the CPU time and 1.6x the wall time without
-        # XLA (load 9), and a rollout ~20x the time under XLA (measured). Each step's noise
-        # does not depend on the recurrence, so it can be drawn in parallel with it.
+        # A Python loop over the static length, so grappler and XLA see all L steps and can
+        # overlap them (a tf.scan here was slower, much slower under XLA: docs/text.md). Each
+        # step's noise does not depend on the recurrence, so it is drawn in parallel with it.
         for t in range(self.max_len):
             h, c = self._cell(tf.gather(self.embedding, token), h, c)
             logits = (tf.matmul(h, self.out_kernel) + self.out_bias) / temperature
@@ -111,7 +110,7 @@ class LSTMGenerator(keras.Model):
 
 def relgan_generator(spec: DataSpec, embed_dim: int = 64, hidden_dim: int = 256):
     """The generator for text data described by `spec` (vocabulary and length from it)."""
-    _check_text(spec)
+    spec.text_shape("the text models")
     return LSTMGenerator(spec.vocab_size, spec.shape[0], embed_dim, hidden_dim)
 
 
@@ -179,12 +178,6 @@ class RelGANDiscriminator(keras.Model):
 
 def relgan_discriminator(spec: DataSpec, num_rep: int = 4, embed_dim: int = 64,
                          filter_sizes=(2, 3, 4, 5), num_filters: int = 64):
-    _check_text(spec)
+    spec.text_shape("the text models")
     return RelGANDiscriminator(spec.vocab_size, spec.shape[0], num_rep, embed_dim,
                                filter_sizes, num_filters)
-
-
-def _check_text(spec: DataSpec) -> None:
-    if spec.kind != "text":
-        raise ConfigError(f"the text models need text data, but data {spec.name!r} is "
-                          f"{spec.kind}; choose data=text, coco or oracle.")

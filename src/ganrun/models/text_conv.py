@@ -4,9 +4,9 @@ a softmax over the vocabulary at every position at once, and a convolutional cri
 (soft) one-hot sequences.
 
 Both are functional Keras models of stock layers (Dense, Reshape, ReLU, Conv1D, Rescaling, Add,
-Softmax, Flatten), so `generator.keras` loads with `safe_mode=True`. They train through the
-image trainer (`ganrun.train.AdversarialTrainer`): real batches are the one-hot encodings of
-the training id sequences, fakes are G's softmax; the gradient penalty interpolates between
+Softmax, Flatten), so `generator.keras` loads with `safe_mode=True`. They train as an image
+GAN does (`ganrun.trainers.latent_text`): real batches are the one-hot encodings of the
+training id sequences, fakes are G's softmax; the gradient penalty interpolates between
 the two in (B, L, V) space, as in the paper.
 
 Shapes (L = spec.shape[0] = data.max_len, V = spec.vocab_size, d = dim):
@@ -17,19 +17,9 @@ Shapes (L = spec.shape[0] = data.max_len, V = spec.vocab_size, d = dim):
 from __future__ import annotations
 
 import keras
-import numpy as np
-import tensorflow as tf
 
 from ganrun.data.spec import DataSpec
 from ganrun.errors import ConfigError
-
-
-def _check_text(spec: DataSpec) -> tuple[int, int]:
-    """(L, V) of text data; ConfigError for anything else."""
-    if spec.kind != "text" or len(spec.shape) != 1 or spec.vocab_size < 2:
-        raise ConfigError(f"model=wgan_char needs text data, but data {spec.name!r} is "
-                          f"{spec.kind}; choose data=text, coco or oracle.")
-    return int(spec.shape[0]), int(spec.vocab_size)
 
 
 def _check_sizes(dim: int, blocks: int, kernel_size: int) -> None:
@@ -56,7 +46,7 @@ def wgan_char_generator(spec: DataSpec, latent_dim: int = 128, dim: int = 512, b
                         kernel_size: int = 5, residual_scale: float = 0.3) -> keras.Model:
     """z (B, latent_dim) -> Dense(L * dim) -> (B, L, dim) -> `blocks` residual blocks ->
     Conv1D(V, 1) -> softmax over the V characters at each position: (B, L, V)."""
-    length, vocab = _check_text(spec)
+    length, vocab = spec.text_shape("model=wgan_char")
     _check_sizes(dim, blocks, kernel_size)
     z = keras.Input((latent_dim,), name="z")
     x = keras.layers.Dense(length * dim, name="project")(z)
@@ -71,22 +61,10 @@ def wgan_char_critic(spec: DataSpec, dim: int = 512, blocks: int = 5, kernel_siz
                      residual_scale: float = 0.3) -> keras.Model:
     """(soft) one-hot (B, L, V) -> Conv1D(dim, 1) -> `blocks` residual blocks -> flatten ->
     Dense(1): one unbounded critic value per sequence, (B, 1)."""
-    length, vocab = _check_text(spec)
+    length, vocab = spec.text_shape("model=wgan_char")
     _check_sizes(dim, blocks, kernel_size)
     sequence = keras.Input((length, vocab), name="one_hot")
     x = keras.layers.Conv1D(dim, 1, name="embed")(sequence)
     x = _residual_blocks(x, dim, blocks, kernel_size, residual_scale, "d")
     x = keras.layers.Flatten(name="flatten")(x)
     return keras.Model(sequence, keras.layers.Dense(1, name="critic")(x), name="wgan_char_critic")
-
-
-def argmax_ids(generator: keras.Model, count: int, seed: int, chunk: int = 1000) -> np.ndarray:
-    """int32 (count, L) ids: the most probable character at each position of G's softmax
-    (gan_language.py's decoding) for the fixed latents of `seed` (ganrun.train.fixed_latents),
-    so the same weights and seed always give the same sequences."""
-    from ganrun.train import fixed_latents  # noqa: PLC0415 (train imports the whole trainer)
-
-    latents = fixed_latents(count, int(generator.inputs[0].shape[-1]), seed)
-    parts = [tf.argmax(generator(latents[start:start + chunk], training=False), axis=-1)
-             for start in range(0, count, chunk)]
-    return np.concatenate([part.numpy() for part in parts]).astype(np.int32)

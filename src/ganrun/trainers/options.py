@@ -1,0 +1,115 @@
+"""`TrainOptions`: the `train:` node of the config, checked when made.
+
+A plain frozen dataclass: nothing below `ganrun.build` sees a Hydra config, so tests and
+notebooks make one directly (`TrainOptions(steps=10, batch_size=8)`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ganrun.distribute import STRATEGIES
+from ganrun.errors import ConfigError
+from ganrun.precision import PRECISIONS
+
+# Which check each field gets; every field is in exactly one group (a test asserts it).
+POSITIVE = ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every",
+            "steps_per_call", "d_steps", "keep_checkpoints", "sample_grid", "max_rollbacks",
+            "eval_n")
+POSITIVE_OR_OFF = ("eval_every", "eval_final_n", "pretrain_steps")  # 0 turns the feature off
+CHOICES = {"jit_compile": ("auto", True, False), "fuse_d_pass": ("auto", True, False),
+           "on_nonfinite": ("stop", "rollback"), "lr_schedule": ("constant", "linear"),
+           "strategy": STRATEGIES, "precision": PRECISIONS}
+OTHER = ("seed", "rollback_lr_factor", "ema_decay", "best_metric")  # checked by hand below
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainOptions:
+    """How long and how to train; the `train:` node of the config.
+
+    Attributes:
+      steps: total adversarial steps (a resumed run trains up to this count).
+      batch_size: real and fake examples per discriminator update.
+      seed: seeds the models' initial weights, the batch sampler and the latents.
+      log_every, sample_every, checkpoint_every: host-side actions, in steps.
+      jit_compile: "auto" (XLA on a GPU, and on CPU for dense-only models), true or false.
+      steps_per_call: adversarial steps per compiled call (K).
+      d_steps: discriminator updates per generator update.
+      keep_checkpoints: how many recent checkpoints to keep.
+      sample_grid: number of images in the fixed-latent sample grid.
+      on_nonfinite: "stop" (raise TrainingDiverged) or "rollback" (restore the last good
+        checkpoint and multiply the learning rates by rollback_lr_factor, at most
+        max_rollbacks times) when a loss or weight becomes NaN or infinite; see ganrun.guard.
+      ema_decay: 0 (off) or the decay of an exponential moving average of the generator's
+        weights (e.g. 0.999), used for samples and generator.keras; see ganrun.ema.
+      lr_schedule: "constant" or "linear" (both learning rates decay linearly to 0 at `steps`).
+      eval_every: metrics of `eval_n` samples every this many steps and at the end, keeping
+        the best generator in checkpoints/best (0 = off); see ganrun.evaluate.
+      eval_n: samples (and test images) per periodic evaluation; cheap, so noisier.
+      eval_final_n: samples of the full evaluation after the last step (0 = none).
+      best_metric: the periodic metric that picks checkpoints/best (auto: FID for images,
+        NLL-gen for text), see ganrun.evaluate.best.
+      pretrain_steps: model=relgan only: the first this many of `steps` are maximum-likelihood
+        (teacher-forcing) steps of the generator, the rest adversarial; see
+        ganrun.trainers.text_gan.
+      strategy: default | mirrored | multi_worker | tpu, see ganrun.distribute; batch_size is
+        the global batch, split evenly over the replicas.
+      precision: float32 | mixed_bfloat16 | mixed_float16 (loss-scaled), see ganrun.precision.
+      fuse_d_pass: "auto" (fused where the maths is the same, see
+        ganrun.trainers.policy.resolve_fuse_d_pass), true or false: the discriminator update
+        runs D once on concat(real, fake) instead of twice, on real and on fake.
+    """
+
+    steps: int
+    batch_size: int
+    seed: int = 0
+    log_every: int = 100
+    sample_every: int = 1000
+    checkpoint_every: int = 1000
+    jit_compile: bool | str = "auto"
+    steps_per_call: int = 50
+    d_steps: int = 1
+    keep_checkpoints: int = 3
+    sample_grid: int = 64
+    on_nonfinite: str = "stop"
+    max_rollbacks: int = 3
+    rollback_lr_factor: float = 0.5
+    ema_decay: float = 0.0
+    lr_schedule: str = "constant"
+    eval_every: int = 0
+    eval_n: int = 2000
+    eval_final_n: int = 0
+    best_metric: str = "auto"
+    pretrain_steps: int = 0
+    strategy: str = "default"
+    precision: str = "float32"
+    fuse_d_pass: bool | str = "auto"
+
+    def __post_init__(self):
+        for name in POSITIVE + POSITIVE_OR_OFF:
+            value = getattr(self, name)
+            if name in POSITIVE_OR_OFF and value == 0:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"train.{name}={value!r} must be a positive integer.")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ConfigError(f"train.seed={self.seed!r} must be a non-negative integer.")
+        for name, choices in CHOICES.items():
+            _check_choice(name, getattr(self, name), choices)
+        factor = self.rollback_lr_factor
+        if isinstance(factor, bool) or not isinstance(factor, int | float) or not 0 < factor < 1:
+            raise ConfigError(f"train.rollback_lr_factor={factor!r} must be a number between 0 "
+                              "and 1 (exclusive).")
+        decay = self.ema_decay
+        if isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 <= decay < 1:
+            raise ConfigError(f"train.ema_decay={decay!r} must be 0 (off) or in (0, 1), e.g. "
+                              "0.999.")
+
+
+def _check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        words = [str(choice).lower() if isinstance(choice, bool) else str(choice)
+                 for choice in choices]
+        listed = ("one of " + ", ".join(words) if name in ("strategy", "precision")
+                  else ", ".join(words[:-1]) + f" or {words[-1]}")
+        raise ConfigError(f"train.{name}={value!r} must be {listed}.")
