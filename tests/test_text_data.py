@@ -16,7 +16,7 @@ from ganrun.data.text import (
     SPECIAL_TOKENS,
     UNK_ID,
     Vocabulary,
-    encode_corpus,
+    encode_tokens,
     read_lines,
     split_holdout,
     tokenize,
@@ -244,8 +244,13 @@ def test_read_lines_non_utf8_names_line_and_byte_offset(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# encode_corpus and split_holdout
+# encode_tokens and split_holdout
 # ---------------------------------------------------------------------------------------------
+
+
+def encode_corpus(lines, vocab, max_len, level="word"):
+    """Tokenize, then encode, as ganrun.data.corpora does."""
+    return encode_tokens([tokenize(line, level) for line in lines], vocab, max_len)
 
 
 def test_encode_corpus_shape_dtype_and_truncation_count():

@@ -21,14 +21,15 @@ from ganrun.errors import ConfigError
 HParamValue = bool | int | float | str
 
 
-def _flatten(prefix: str, value, out: dict[str, HParamValue]) -> None:
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            _flatten(f"{prefix}.{key}", inner, out)
-    elif isinstance(value, bool | int | float | str):
-        out[prefix] = value
-    else:  # None, lists: TensorBoard takes only bool, number and string values
-        out[prefix] = json.dumps(value)
+def flatten(value, prefix: str = "") -> dict:
+    """Nested mappings as {dotted key: leaf value} (`{"a": {"b": 1}}` -> `{"a.b": 1}`); a
+    leaf at the top is {prefix: value}."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    flat = {}
+    for key, inner in value.items():
+        flat.update(flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
 
 
 def selected_hparams(config: dict, overrides: list[str], choices: dict) -> dict[str, HParamValue]:
@@ -53,7 +54,9 @@ def selected_hparams(config: dict, overrides: list[str], choices: dict) -> dict[
         value = config
         for part in key.split("."):
             value = value.get(part) if isinstance(value, dict) else None
-        _flatten(key, value, hparams)
+        for name, leaf in flatten(value, key).items():
+            # TensorBoard takes only bool, number and string values; None and lists as JSON.
+            hparams[name] = leaf if isinstance(leaf, HParamValue) else json.dumps(leaf)
     return hparams
 
 

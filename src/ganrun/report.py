@@ -24,7 +24,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ganrun.errors import GanrunError
-from ganrun.hparams import metric_entries
+from ganrun.hparams import flatten, metric_entries
 
 BEST = "★"
 
@@ -51,14 +51,6 @@ def find_run_dirs(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: _natural_key(str(p)))
 
 
-def _flatten(prefix: str, value, out: dict[str, str]) -> None:
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
-    else:
-        out[prefix] = str(value)
-
-
 def _last_error(log: Path) -> str:
     lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
     errors = [line[line.find("ganrun: error"):] if "ganrun: error" in line else line
@@ -79,7 +71,7 @@ def load_run(path: Path, root: Path) -> Run:
             if not key.lstrip("+~").startswith(("hydra.", "hydra/")):
                 params[key.lstrip("+~")] = value
     else:
-        _flatten("", config, params)
+        params.update({key: str(value) for key, value in flatten(config).items()})
     run = Run(path, str(path.relative_to(root)) if path != root else ".", params)
     objective = config.get("objective") if isinstance(config, dict) else None
     if isinstance(objective, dict) and "metric" in objective:

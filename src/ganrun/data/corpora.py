@@ -19,7 +19,14 @@ import numpy as np
 
 from ganrun.data.oracle import Oracle, load_oracle_params, random_oracle
 from ganrun.data.spec import DataSpec
-from ganrun.data.text import PAD_ID, Vocabulary, read_lines, split_holdout, tokenize
+from ganrun.data.text import (
+    PAD_ID,
+    Vocabulary,
+    encode_tokens,
+    read_lines,
+    split_holdout,
+    tokenize,
+)
 from ganrun.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -95,8 +102,8 @@ def load_text(path: str | None, test_path: str | None = None, level: str = "word
     train_tokens = [tokenize(line, level) for line in train_lines]
     test_tokens = [tokenize(line, level) for line in test_lines]
     vocab = Vocabulary.build(train_tokens, max_size=max_size, min_count=min_count)
-    x_train, cut_train = _encode(train_tokens, vocab, max_len)
-    x_test, cut_test = _encode(test_tokens, vocab, max_len)
+    x_train, cut_train = encode_tokens(train_tokens, vocab, max_len)
+    x_test, cut_test = encode_tokens(test_tokens, vocab, max_len)
     log.info("Text %s: %d train / %d test lines, vocabulary %d, %d / %d lines truncated to "
              "%d tokens.", name, len(x_train), len(x_test), vocab.size, cut_train, cut_test,
              max_len)
@@ -105,16 +112,6 @@ def load_text(path: str | None, test_path: str | None = None, level: str = "word
     spec = DataSpec("text", name, (max_len,), 0, len(x_train), _source(path), vocab.size)
     return TextData(spec, x_train, x_test, train_tokens, test_tokens, vocab, tokenization,
                     separator="" if level == "char" else " ")
-
-
-def _encode(token_lists, vocab: Vocabulary, max_len: int) -> tuple[np.ndarray, int]:
-    """`encode_corpus` on already tokenized lines (nltk tokenization is the slow part)."""
-    if not any(token in vocab for tokens in token_lists for token in tokens):
-        raise DataError("no token of the corpus is in the vocabulary built from the training "
-                        "file; check data.path, data.level and data.min_count.")
-    rows = [vocab.encode(tokens, max_len) for tokens in token_lists]
-    ids = np.array([row for row, _ in rows], np.int32).reshape(len(rows), max_len)
-    return ids, sum(truncated for _, truncated in rows)
 
 
 def _data_file(path: str | None, relative: str, what: str) -> Path:

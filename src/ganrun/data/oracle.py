@@ -102,10 +102,6 @@ def _log_softmax(logits):
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
-def _softmax(logits):
-    return np.exp(_log_softmax(logits))
-
-
 def load_oracle_params(path: Path) -> Oracle:
     """The SeqGAN `target_params` npz: arr_0 embedding, arr_1..12 (W, U, b) per gate in the
     order i, f, o, c, arr_13 output weights, arr_14 output bias."""

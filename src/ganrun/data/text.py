@@ -4,7 +4,7 @@ This file owns everything between a UTF-8 file with one sentence per line and th
 matrix a text GAN trains on: ``read_lines`` (with user-fixable ``DataError`` messages),
 ``tokenize`` (word level = lowercase + nltk ``word_tokenize``, the text-GAN literature's
 tokenizer; char level = the characters), the ``Vocabulary`` (special ids pad=0, bos=1, eos=2,
-unk=3; JSON on disk), ``encode_corpus`` and the seeded ``split_holdout``. Pure Python + numpy:
+unk=3; JSON on disk), ``encode_tokens`` and the seeded ``split_holdout``. Pure Python + numpy:
 no TensorFlow import, so the CLI and the metrics can use it cheaply.
 """
 
@@ -282,39 +282,22 @@ def read_lines(path: str | Path) -> list[str]:
     return lines
 
 
-def encode_corpus(
-    lines: Sequence[str], vocab: Vocabulary, max_len: int, level: str = "word"
-) -> tuple[np.ndarray, int]:
-    """Tokenize and encode every line.
+def encode_tokens(token_lists: Sequence[Sequence[str]], vocab: Vocabulary,
+                  max_len: int) -> tuple[np.ndarray, int]:
+    """Encode tokenized lines (see ``tokenize``; nltk tokenization is the slow part, so the
+    caller tokenizes once and keeps the tokens for BLEU).
 
-    Returns (ids, n_truncated): ``ids`` is int32 of shape (len(lines), max_len) with values in
-    [0, vocab.size), laid out as ``Vocabulary.encode`` describes; ``n_truncated`` counts the
-    lines longer than ``max_len`` tokens. Raises DataError if there are no lines or no token
-    of the corpus is in the vocabulary (a vocabulary from other data or another level).
+    Returns (ids, n_truncated): ``ids`` is int32 of shape (len(token_lists), max_len) with
+    values in [0, vocab.size), laid out as ``Vocabulary.encode`` describes; ``n_truncated``
+    counts the lines longer than ``max_len`` tokens. Raises DataError when no token at all is
+    in the vocabulary (every one would be ``<unk>``), an empty corpus included.
     """
-    _check_level(level)
-    if not lines:
-        raise DataError("The text corpus is empty; provide at least one sentence to encode.")
-    token_lists = [tokenize(line, level) for line in lines]
-    _check_some_known(token_lists, vocab, level)
-    ids = np.empty((len(lines), max_len), dtype=np.int32)
-    n_truncated = 0
-    for row, tokens in enumerate(token_lists):
-        ids[row], truncated = vocab.encode(tokens, max_len)
-        n_truncated += truncated
-    return ids, n_truncated
-
-
-def _check_some_known(token_lists: Sequence[Sequence[str]], vocab: Vocabulary, level: str) -> None:
-    """Raise DataError when not a single token is in the vocabulary (all would be ``<unk>``)."""
-    n_tokens = sum(len(tokens) for tokens in token_lists)
-    if any(token in vocab for tokens in token_lists for token in tokens):
-        return
-    raise DataError(
-        f"None of the {n_tokens} {level}-level tokens of the corpus is in the vocabulary "
-        f"({vocab.size} entries); build the vocabulary from this corpus with the same "
-        "tokenization level instead of reusing one from other data."
-    )
+    if not any(token in vocab for tokens in token_lists for token in tokens):
+        raise DataError("no token of the corpus is in the vocabulary built from the training "
+                        "file; check data.path, data.level and data.min_count.")
+    rows = [vocab.encode(tokens, max_len) for tokens in token_lists]
+    ids = np.array([row for row, _ in rows], np.int32).reshape(len(rows), max_len)
+    return ids, sum(truncated for _, truncated in rows)
 
 
 def split_holdout(lines: Sequence[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
