@@ -7,8 +7,8 @@ import tensorflow as tf
 
 from ganrun import sample
 from ganrun.checkpoints import Checkpoints
-from ganrun.ema import GeneratorEMA
 from ganrun.cli import train_from_config
+from ganrun.ema import GeneratorEMA
 from ganrun.errors import ConfigError
 from ganrun.fit import fit
 from tests.conftest import make_trainer, training_state
