@@ -19,6 +19,7 @@ import tensorflow as tf
 from keras.optimizers.schedules import LearningRateSchedule
 
 from ganrun import distribute, guard, summaries
+from ganrun.budget import Budget, parse_duration
 from ganrun.checkpoints import Checkpoints
 from ganrun.evaluate.protocol import Evaluation
 from ganrun.jsonfile import write_json_atomic
@@ -117,7 +118,7 @@ def _inner(optimizer):
 
 
 def _final_metrics(window: MetricWindow, whole_run: MetricWindow, trainer: Trainer, step: int,
-                   wall_seconds: float, loss_name: str) -> dict:
+                   wall_seconds: float, loss_name: str, stopped_by: str = "steps") -> dict:
     options = trainer.options
     averaged = f"mean over the last {window.steps} steps of training (batch {options.batch_size})"
     definitions = {
@@ -134,6 +135,10 @@ def _final_metrics(window: MetricWindow, whole_run: MetricWindow, trainer: Train
     values.update({k: v for k, v in whole_run.means().items() if k.startswith("perf/")})
     return {
         "step": step,
+        "stopped_by": {"value": stopped_by,
+                       "definition": "what ended training: 'steps' (train.steps reached) or "
+                                     "'max_time' (the wall-clock budget train.max_time="
+                                     f"{options.max_time!r} of this process's training loop)"},
         "wall_time_s": {"value": round(wall_seconds, 2),
                         "definition": "wall time of this process's training loop, seconds"},
         **{name: {"value": values[name], "definition": definitions[name]}
@@ -173,11 +178,11 @@ def _log_window(writer, window: MetricWindow, step: int, last: int) -> None:
 
 def _finish(trainer: Trainer, run_dir: Path, writer, evaluation: Evaluation | None,
             window: MetricWindow, whole_run: MetricWindow, step: int, seconds: float,
-            loss_name: str) -> dict:
+            loss_name: str, stopped_by: str) -> dict:
     """generator.keras, the final evaluation, metrics.json; returns what was written."""
     writer.flush()
     _save_generator(trainer.sampling_generator, run_dir / "generator.keras")  # EMA if on
-    final = _final_metrics(window, whole_run, trainer, step, seconds, loss_name)
+    final = _final_metrics(window, whole_run, trainer, step, seconds, loss_name, stopped_by)
     if evaluation:
         final.update(evaluation.final_entries(trainer, step, writer, run_dir))
         writer.flush()
@@ -185,9 +190,59 @@ def _finish(trainer: Trainer, run_dir: Path, writer, evaluation: Evaluation | No
     return final
 
 
+def _announce(trainer: Trainer, step: int) -> Budget:
+    """Log what this process will train; returns the wall-clock budget (train.max_time)."""
+    options = trainer.options
+    log.info("Training from step %d to %d (batch %d, %d steps per compiled call, XLA %s).",
+             step, options.steps, options.batch_size, options.steps_per_call,
+             "on" if trainer.jit_compile else "off")
+    budget = Budget(parse_duration(options.max_time))
+    if budget.seconds is not None:
+        log.info("Wall-clock budget: %s for this process's training loop (train.max_time); "
+                 "training stops at the first compiled call after it, or at step %d.",
+                 budget.describe(), options.steps)
+        if options.lr_schedule != "constant":
+            log.warning("train.lr_schedule=%s runs over train.steps=%d; if the budget ends the "
+                        "run first, the rates stop where the schedule is at that step.",
+                        options.lr_schedule, options.steps)
+    return budget
+
+
+def _after_call(trainer: Trainer, step: int, checkpoints: Checkpoints, writer,
+                evaluation: Evaluation | None, run_dir: Path) -> None:
+    """What is due at `step`, after a compiled call: samples, a checkpoint, the periodic
+    evaluation, and a graceful stop when a signal asked for one."""
+    options = trainer.options
+    if _due(step, options.sample_every, options.steps):
+        trainer.write_samples(writer, run_dir, step)
+    if _due(step, options.checkpoint_every, options.steps):
+        checkpoints.save(step)
+    if evaluation and evaluation.due(step):
+        evaluation.periodic(trainer, step, writer, run_dir)
+    if guard.stop_requested():  # SIGTERM / Ctrl-C: checkpoint, flush, raise TrainingStopped
+        guard.stop_gracefully(checkpoints, writer, step, run_dir)
+
+
+def _stop_for_budget(trainer: Trainer, checkpoints: Checkpoints, writer, window: MetricWindow,
+                     budget: Budget, step: int, run_dir: Path) -> None:
+    """The budget ran out between events: log, sample and checkpoint this step as if it were
+    the last of train.steps, so the final evaluation and a resume start from here."""
+    options = trainer.options
+    log.info("Wall-clock budget of %s reached after %.1f s at step %d of %d (train.max_time); "
+             "checkpointing and running the final evaluation.", budget.describe(),
+             budget.elapsed(), step, options.steps)
+    if window.steps:
+        _log_window(writer, window, step, options.steps)
+    if step % options.sample_every:
+        trainer.write_samples(writer, run_dir, step)
+    if step % options.checkpoint_every:
+        checkpoints.save(step)
+
+
 def fit(trainer: Trainer, run_dir: Path, config_text: str = "",
         loss_name: str = "", evaluation: Evaluation | None = None) -> dict:
-    """Train until `trainer.options.steps`, resuming from `run_dir/checkpoints` if present.
+    """Train until `trainer.options.steps` or the wall-clock budget `options.max_time`
+    (whichever comes first), resuming from `run_dir/checkpoints` if present.
 
     `evaluation` (image: ganrun.evaluate.during_training, text: ganrun.evaluate.text; or
     None) scores samples every train.eval_every steps, keeps checkpoints/best, and scores the
@@ -205,9 +260,7 @@ def fit(trainer: Trainer, run_dir: Path, config_text: str = "",
     writer = tf.summary.create_file_writer(str(run_dir / "tb"))
     if config_text:
         summaries.write_text(writer, "config", f"```\n{config_text}\n```", step)
-    log.info("Training from step %d to %d (batch %d, %d steps per compiled call, XLA %s).",
-             step, options.steps, options.batch_size, options.steps_per_call,
-             "on" if trainer.jit_compile else "off")
+    budget = _announce(trainer, step)
     progress = keras.utils.Progbar(options.steps, interval=0.5, unit_name="step",
                                    stateful_metrics=list(trainer.metric_names)) \
         if sys.stdout.isatty() else None
@@ -216,6 +269,7 @@ def fit(trainer: Trainer, run_dir: Path, config_text: str = "",
     divergence = guard.DivergenceGuard(trainer, checkpoints, options.on_nonfinite,
                                        options.max_rollbacks, options.rollback_lr_factor)
     divergence.prepare(step)
+    stopped_by = "steps"
     while step < options.steps:
         count = steps_until_next_event(step, options)
         call_started = time.perf_counter()
@@ -238,16 +292,15 @@ def fit(trainer: Trainer, run_dir: Path, config_text: str = "",
         if _due(step, options.log_every, options.steps):
             _log_window(writer, window, step, options.steps)
             last_window, window = window, MetricWindow()
-        if _due(step, options.sample_every, options.steps):
-            trainer.write_samples(writer, run_dir, step)
-        if _due(step, options.checkpoint_every, options.steps):
-            checkpoints.save(step)
-        if evaluation and evaluation.due(step):
-            evaluation.periodic(trainer, step, writer, run_dir)
-        if guard.stop_requested():  # SIGTERM / Ctrl-C: checkpoint, flush, raise TrainingStopped
-            guard.stop_gracefully(checkpoints, writer, step, run_dir)
+        _after_call(trainer, step, checkpoints, writer, evaluation, run_dir)
+        if budget.expired() and step < options.steps:
+            stopped_by = "max_time"
+            _stop_for_budget(trainer, checkpoints, writer, window, budget, step, run_dir)
+            if window.steps:
+                last_window, window = window, MetricWindow()
+            break
     final = _finish(trainer, run_dir, writer, evaluation, last_window or window, whole_run,
-                    step, time.perf_counter() - started, loss_name)
+                    step, time.perf_counter() - started, loss_name, stopped_by)
     log.info("Done at step %d in %.1f s; samples in %s.", step, time.perf_counter() - started,
              run_dir / "samples")
     return final

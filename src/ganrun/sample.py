@@ -63,7 +63,8 @@ def sample_to_file(run_dir: Path, count: int, out: Path | None, seed: int = 0,
     if out.suffix not in (".npz", ".png"):
         raise ConfigError(f"out={out} must end in .npz (arrays) or .png (a grid).")
     generator, pixel_range, _ = load_generator(run_dir, checkpoint)
-    labels, columns = class_labels(generator, count, label), None
+    frequencies = DataSpec.from_json(spec_path).class_frequencies if spec_path.is_file() else ()
+    labels, columns = class_labels(generator, count, label, frequencies), None
     if labels is not None and label is None and out.suffix == ".png":
         _, labels, columns = grid_inputs(count, 1, seed, num_classes(generator))  # row per class
         count = len(labels)

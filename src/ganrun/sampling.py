@@ -48,9 +48,20 @@ def num_classes(generator: keras.Model) -> int:
     return generator.get_layer("label_embedding").input_dim if len(generator.inputs) > 1 else 0
 
 
-def class_labels(generator: keras.Model, count: int, label: int | None = None):
-    """int32 (count,) labels for a conditional generator: all `label`, or 0..K-1 in turn;
-    None for an unconditional one."""
+def proportional_labels(count: int, frequencies) -> np.ndarray:
+    """int32 (count,) labels, class k repeated in proportion to frequencies[k] (largest
+    remainders, so the counts are exact to one image), sorted by class."""
+    shares = np.asarray(frequencies, np.float64) / np.sum(frequencies) * count
+    counts = np.floor(shares).astype(np.int64)
+    counts[np.argsort(counts - shares)[: count - counts.sum()]] += 1
+    return np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+
+
+def class_labels(generator: keras.Model, count: int, label: int | None = None,
+                 frequencies=()) -> np.ndarray | None:
+    """int32 (count,) labels for a conditional generator: all `label`; without one, in the
+    training data's class proportions (`frequencies`, DataSpec.class_frequencies) when
+    known, else 0..K-1 in turn. None for an unconditional generator."""
     classes = num_classes(generator)
     if not classes:
         if label is not None:
@@ -61,6 +72,8 @@ def class_labels(generator: keras.Model, count: int, label: int | None = None):
         raise ConfigError(f"label={label} is not a class of this run; use 0..{classes - 1}.")
     if label is not None:
         return np.full(count, int(label), np.int32)
+    if len(frequencies) == classes:
+        return proportional_labels(count, frequencies)
     return (np.arange(count) % classes).astype(np.int32)
 
 
@@ -71,13 +84,12 @@ def to_unit(images, pixel_range: tuple[float, float]) -> np.ndarray:
 
 
 def generate(generator: keras.Model, pixel_range, count: int, seed: int,
-             labels: np.ndarray | None = None) -> np.ndarray:
+             labels: np.ndarray | None = None, frequencies=()) -> np.ndarray:
     """float32 (count, H, W, C) images in [0, 1] from latents fixed by `seed`; a conditional
-    generator gets `labels` (default: classes 0..K-1 in turn, so every class is equally
-    represented)."""
+    generator gets `labels` (default: see class_labels, with the data's `frequencies`)."""
     latents = fixed_latents(count, latent_dim(generator), seed)
     if labels is None:
-        labels = class_labels(generator, count)
+        labels = class_labels(generator, count, frequencies=frequencies)
 
     def inputs(start):
         part = latents[start:start + CHUNK]

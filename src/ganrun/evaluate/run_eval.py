@@ -25,7 +25,7 @@ from ganrun.evaluate.during_training import write_section
 from ganrun.evaluate.feature_net import EvaluatorOptions, load_or_train
 from ganrun.jsonfile import update_json
 from ganrun.sample import load_generator
-from ganrun.sampling import generate
+from ganrun.sampling import generate, num_classes
 
 
 def _identity(spec: DataSpec) -> tuple:
@@ -49,6 +49,11 @@ def _step_of(checkpoint_path: str) -> int:
     return int(Path(checkpoint_path).name.rsplit("-", 1)[-1])
 
 
+def _labels_note(generator) -> str:
+    return (", labels in the training split's class proportions" if num_classes(generator)
+            else "")
+
+
 def evaluate_run(run_dir: Path, data: ImageData, n: int, checkpoint: str,
                  evaluator: EvaluatorOptions, seed: int = 0) -> dict:
     """Score `n` samples of the run's `checkpoint` (best|latest); return the written section."""
@@ -60,8 +65,10 @@ def evaluate_run(run_dir: Path, data: ImageData, n: int, checkpoint: str,
     check_same_data(run_dir, data)
     scorer = scores.Scorer(load_or_train(data, evaluator), data, n)
     step = _step_of(path)
-    section = scorer.score(generate(generator, pixel_range, n, seed),
-                           f"{checkpoint} checkpoint {path} (step {step}), latents seed {seed}")
+    images = generate(generator, pixel_range, n, seed,
+                      frequencies=data.spec.class_frequencies)
+    section = scorer.score(images, f"{checkpoint} checkpoint {path} (step {step}), latents "
+                                   f"seed {seed}{_labels_note(generator)}")
     section = {"step": step, "checkpoint": checkpoint, **section}
     key = "eval" if checkpoint == "latest" else "eval_best"
     update_json(run_dir / "metrics.json", key, section)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ganrun.budget import parse_duration
 from ganrun.distribute import STRATEGIES
 from ganrun.errors import ConfigError
 from ganrun.precision import PRECISIONS
@@ -20,7 +21,7 @@ POSITIVE_OR_OFF = ("eval_every", "eval_final_n", "pretrain_steps")  # 0 turns th
 CHOICES = {"jit_compile": ("auto", True, False), "fuse_d_pass": ("auto", True, False),
            "on_nonfinite": ("stop", "rollback"), "lr_schedule": ("constant", "linear"),
            "strategy": STRATEGIES, "precision": PRECISIONS}
-OTHER = ("seed", "rollback_lr_factor", "ema_decay", "best_metric")  # checked by hand below
+OTHER = ("seed", "rollback_lr_factor", "ema_decay", "best_metric", "max_time")  # by hand, below
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +59,9 @@ class TrainOptions:
       fuse_d_pass: "auto" (fused where the maths is the same, see
         ganrun.trainers.policy.resolve_fuse_d_pass), true or false: the discriminator update
         runs D once on concat(real, fake) instead of twice, on real and on fake.
+      max_time: a wall-clock budget for this process's training loop (e.g. "10m", "90s",
+        600) or None; training stops at the first compiled-call boundary after it, see
+        ganrun.budget. Whichever of `steps` and `max_time` comes first ends the run.
     """
 
     steps: int
@@ -84,6 +88,7 @@ class TrainOptions:
     strategy: str = "default"
     precision: str = "float32"
     fuse_d_pass: bool | str = "auto"
+    max_time: str | float | None = None
 
     def __post_init__(self):
         for name in POSITIVE + POSITIVE_OR_OFF:
@@ -100,6 +105,7 @@ class TrainOptions:
         if isinstance(factor, bool) or not isinstance(factor, int | float) or not 0 < factor < 1:
             raise ConfigError(f"train.rollback_lr_factor={factor!r} must be a number between 0 "
                               "and 1 (exclusive).")
+        parse_duration(self.max_time)  # raises ConfigError on a malformed budget
         decay = self.ema_decay
         if isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 <= decay < 1:
             raise ConfigError(f"train.ema_decay={decay!r} must be 0 (off) or in (0, 1), e.g. "
