@@ -78,7 +78,6 @@ def train_from_config(cfg: DictConfig, run_dir: Path) -> dict:
     """
     from ganrun import build, distribute
     from ganrun.data.spec import DataSpec
-    from ganrun.evaluate.during_training import make_training_evaluation
     from ganrun.fit import fit
     from ganrun.guard import StopRequest
 
@@ -89,16 +88,7 @@ def train_from_config(cfg: DictConfig, run_dir: Path) -> dict:
     evaluator = build.evaluator_options(cfg.get("evaluator"))
     dataset = build.data(cfg)
     trainer = build.trainer(cfg, dataset)
-    # Periodic and final metrics (train.eval_every, eval_final_n), checked before anything is
-    # written; image runs train the feature network here if it is not cached.
-    if dataset.spec.kind == "text":  # BLEU, Self-BLEU, NLL-gen (and NLL-oracle)
-        from ganrun.evaluate.text import make_text_evaluation
-        from ganrun.sampling import autoregressive
-
-        evaluation = make_text_evaluation(dataset, options,
-                                          autoregressive(trainer.sampling_generator))
-    else:
-        evaluation = make_training_evaluation(dataset, options, evaluator)
+    evaluation = _evaluation(dataset, options, evaluator, trainer)
     saved_config, saved_spec = run_dir / "experiment.yaml", run_dir / "data_spec.json"
     has_checkpoint = (run_dir / "checkpoints" / "checkpoint").is_file()
     if has_checkpoint and saved_config.is_file() and saved_spec.is_file():
@@ -121,6 +111,19 @@ def train_from_config(cfg: DictConfig, run_dir: Path) -> dict:
                       evaluation)
     log.info("Run directory: %s (tensorboard --logdir %s)", run_dir.resolve(), run_dir / "tb")
     return metrics
+
+
+def _evaluation(dataset, options, evaluator, trainer):
+    """Periodic and final metrics (train.eval_every, eval_final_n), or None; checked before
+    anything is written. Image runs train the feature network here if it is not cached."""
+    if dataset.spec.kind == "text":  # BLEU, Self-BLEU, NLL-gen (and NLL-oracle)
+        from ganrun.evaluate.text import make_text_evaluation
+        from ganrun.sampling import autoregressive
+
+        return make_text_evaluation(dataset, options, autoregressive(trainer.sampling_generator))
+    from ganrun.evaluate.during_training import make_training_evaluation
+
+    return make_training_evaluation(dataset, options, evaluator)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

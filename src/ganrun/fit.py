@@ -190,6 +190,18 @@ def _finish(trainer: Trainer, run_dir: Path, writer, evaluation: Evaluation | No
     return final
 
 
+def _compiled_call(trainer: Trainer, count: int, first: bool) -> tuple[dict[str, float], float]:
+    """`count` steps of the trainer's compiled function: its metrics and the call's seconds."""
+    started = time.perf_counter()
+    metrics = {name: float(value)
+               for name, value in trainer.train_steps(tf.constant(count, tf.int32)).items()}
+    seconds = time.perf_counter() - started
+    if first:
+        log.info("First compiled call (tracing, compilation and %d steps): %.1f s.", count,
+                 seconds)
+    return metrics, seconds
+
+
 def _announce(trainer: Trainer, step: int) -> Budget:
     """Log what this process will train; returns the wall-clock budget (train.max_time)."""
     options = trainer.options
@@ -263,7 +275,7 @@ def fit(trainer: Trainer, run_dir: Path, config_text: str = "",
     budget = _announce(trainer, step)
     progress = keras.utils.Progbar(options.steps, interval=0.5, unit_name="step",
                                    stateful_metrics=list(trainer.metric_names)) \
-        if sys.stdout.isatty() else None
+        if sys.stdout.isatty() else None  # a live bar on a terminal, not in train.log
     started, first_call = time.perf_counter(), True
     window, last_window, whole_run = MetricWindow(), None, MetricWindow()
     divergence = guard.DivergenceGuard(trainer, checkpoints, options.on_nonfinite,
@@ -272,13 +284,7 @@ def fit(trainer: Trainer, run_dir: Path, config_text: str = "",
     stopped_by = "steps"
     while step < options.steps:
         count = steps_until_next_event(step, options)
-        call_started = time.perf_counter()
-        metrics = {name: float(value)
-                   for name, value in trainer.train_steps(tf.constant(count, tf.int32)).items()}
-        seconds = time.perf_counter() - call_started
-        if first_call:
-            log.info("First compiled call (tracing, compilation and %d steps): %.1f s.",
-                     count, seconds)
+        metrics, seconds = _compiled_call(trainer, count, first_call)
         step += count
         rolled_back_to = divergence.check(metrics, step)  # raises TrainingDiverged on "stop"
         if rolled_back_to is not None:

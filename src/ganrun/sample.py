@@ -21,7 +21,7 @@ from ganrun.data.corpora import TextData
 from ganrun.data.spec import DataSpec
 from ganrun.data.text import Vocabulary
 from ganrun.errors import ConfigError, GanrunError
-from ganrun.sampling import class_labels, draw_ids, generate, grid_inputs, num_classes
+from ganrun.sampling import class_labels, draw_ids, generate, grid_labels, num_classes
 
 
 def load_generator(run_dir: Path, checkpoint: str = "latest"):
@@ -66,7 +66,7 @@ def sample_to_file(run_dir: Path, count: int, out: Path | None, seed: int = 0,
     frequencies = DataSpec.from_json(spec_path).class_frequencies if spec_path.is_file() else ()
     labels, columns = class_labels(generator, count, label, frequencies), None
     if labels is not None and label is None and out.suffix == ".png":
-        _, labels, columns = grid_inputs(count, 1, seed, num_classes(generator))  # row per class
+        labels, columns = grid_labels(count, num_classes(generator))  # a row per class
         count = len(labels)
     images = generate(generator, pixel_range, count, seed, labels)
     out.parent.mkdir(parents=True, exist_ok=True)

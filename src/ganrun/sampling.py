@@ -38,9 +38,15 @@ def grid_inputs(count: int, latent_dim: int, seed: int, num_classes: int = 0):
     """
     if not num_classes:
         return fixed_latents(count, latent_dim, seed), None, None
-    columns = max(1, count // num_classes)
-    labels = np.repeat(np.arange(num_classes, dtype=np.int32), columns)
+    labels, columns = grid_labels(count, num_classes)
     return fixed_latents(len(labels), latent_dim, seed), labels, columns
+
+
+def grid_labels(count: int, num_classes: int) -> tuple[np.ndarray, int]:
+    """int32 labels of a grid with one row per class and max(1, count // num_classes)
+    columns, and that column count."""
+    columns = max(1, count // num_classes)
+    return np.repeat(np.arange(num_classes, dtype=np.int32), columns), columns
 
 
 def num_classes(generator: keras.Model) -> int:
