@@ -137,3 +137,18 @@ def startup_runs() -> list[dict]:
         results.append(result)
     return results
 
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = {"mlp": ["experiment=seed"], "dcgan": ["experiment=mnist_dcgan"]}
+
+
+def compose(model: str, *overrides: str):
+    """The benchmark's config of `model` (MODELS): real MNIST when present, else fake data of
+    the same size. Here, not in bench.py, so bench_levers can use it without a circle."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    data = (["data=mnist"] if mnist_available()
+            else ["data=fake", "data.num_examples=60000"])
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return hydra_compose("train", overrides=[*MODELS[model], *data, *overrides])
