@@ -51,3 +51,11 @@ def test_a_built_trainer_satisfies_the_protocol(compose):
     assert isinstance(trainer, Trainer)
     assert set(trainer.optimizers) == {"g_optimizer", "d_optimizer"}
     assert trainer.models == (trainer.generator, trainer.discriminator)
+
+
+@pytest.mark.parametrize("model", sorted(p.stem for p in (ROOT / "configs" / "model").glob("*.yaml")))
+def test_every_model_config_names_its_trainer(compose, model):
+    from ganrun import build
+
+    cls = build.trainer_class(compose(f"model={model}"))
+    assert cls in (AdversarialTrainer, LatentTextTrainer, TextGAN)

@@ -1,7 +1,7 @@
 """Image datasets: MNIST (with its offline-first lookup), any Keras-layout .npz, fake images.
 
 Every loader returns an `ImageData`: uint8 pixels in NHWC layout plus a `DataSpec`. Scaling to
-the generator's pixel range happens on the device, per batch (see `ganrun.train`), so the
+the generator's pixel range happens on the device, per batch (see `ganrun.trainers.image`), so the
 training set stays uint8 in memory (47 MB for MNIST instead of 188 MB as float32).
 """
 
