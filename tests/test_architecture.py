@@ -16,7 +16,7 @@ from ganrun.trainers.latent_text import LatentTextTrainer
 from ganrun.trainers.options import TrainOptions
 from ganrun.trainers.protocol import Trainer
 from ganrun.trainers.text_gan import TextGAN
-from tests.conftest import ROOT, make_trainer
+from tests.conftest import ROOT, group_options, make_trainer
 
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
@@ -53,7 +53,7 @@ def test_a_built_trainer_satisfies_the_protocol(compose):
     assert trainer.models == (trainer.generator, trainer.discriminator)
 
 
-@pytest.mark.parametrize("model", sorted(p.stem for p in (ROOT / "configs" / "model").glob("*.yaml")))
+@pytest.mark.parametrize("model", group_options("model"))
 def test_every_model_config_names_its_trainer(compose, model):
     from ganrun import build
 
