@@ -75,14 +75,21 @@ def data(cfg: DictConfig) -> ImageData:
     return _instantiate(cfg.data, "data")
 
 
-def conditional(cfg: DictConfig) -> bool:
-    """model.conditional (absent in older run directories: false)."""
-    return bool(cfg.model.get("conditional", False))
+def conditional(cfg: DictConfig, spec: DataSpec) -> bool:
+    """model.conditional: true, false, or auto (conditional exactly when the data has class
+    labels, so one preset serves labelled and unlabelled data); absent in older run
+    directories: false."""
+    value = cfg.model.get("conditional", False)
+    if value == "auto":
+        return spec.kind == "image" and spec.num_classes >= 2
+    if not isinstance(value, bool):
+        raise ConfigError(f"model.conditional={value!r} must be true, false or auto.")
+    return value
 
 
-def _conditional_kwargs(cfg: DictConfig) -> dict:
+def _conditional_kwargs(cfg: DictConfig, spec: DataSpec) -> dict:
     # Passed only when true, so builders without the option (text models) are unaffected.
-    return {"conditional": True} if conditional(cfg) else {}
+    return {"conditional": True} if conditional(cfg, spec) else {}
 
 
 def generator(cfg: DictConfig, spec: DataSpec) -> keras.Model:
@@ -95,12 +102,12 @@ def generator(cfg: DictConfig, spec: DataSpec) -> keras.Model:
             raise ConfigError(f"model.latent_dim={latent_dim!r} must be a positive integer.")
         latent = {"latent_dim": latent_dim}
     return _instantiate(cfg.model.generator, "model.generator", spec=spec, **latent,
-                        **_conditional_kwargs(cfg))
+                        **_conditional_kwargs(cfg, spec))
 
 
 def discriminator(cfg: DictConfig, spec: DataSpec) -> keras.Model:
     return _instantiate(cfg.model.discriminator, "model.discriminator", spec=spec,
-                        **_conditional_kwargs(cfg))
+                        **_conditional_kwargs(cfg, spec))
 
 
 def regularization(cfg: DictConfig) -> Regularization:

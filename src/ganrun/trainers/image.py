@@ -38,7 +38,8 @@ class AdversarialTrainer:
 
     Args:
       generator: z (B, latent_dim) -> images (B, H, W, C) in the range of `output_activation`;
-        conditional models take [z, labels int32 (B,)].
+        conditional models take [z, labels int32 (B,)]: real batches are then drawn with their
+        labels (data.y_train) and the fakes of a step use the same labels.
       discriminator: images -> logits (B, 1); conditional: [images, labels] -> logits.
       generator_optimizer, discriminator_optimizer: Keras optimizers (built here, before the
         first call, so the function traces once).
@@ -48,8 +49,6 @@ class AdversarialTrainer:
       regularization: the discriminator's penalties, augmentation and noise (default: none).
       strategy: the tf.distribute strategy of `options.strategy` (None: the default one); the
         models and optimizers must have been made, and this must be called, in its scope.
-      conditional: class-conditional GAN: real batches are drawn with their labels
-        (data.y_train) and the fakes of a step use the same labels.
       output_activation: the generator's output activation (tanh: pixels in [-1, 1], sigmoid:
         [0, 1]); real pixels are mapped to that range. None for a generator whose outputs
         are not pixels (LatentTextTrainer overrides `_to_real` and `write_samples`).
@@ -60,7 +59,7 @@ class AdversarialTrainer:
     def __init__(self, generator, discriminator, generator_optimizer, discriminator_optimizer,
                  loss_fn, data, options: TrainOptions,
                  regularization: Regularization | None = None, strategy=None,
-                 conditional: bool = False, output_activation: str | None = "tanh"):
+                 output_activation: str | None = "tanh"):
         self.strategy = strategy or tf.distribute.get_strategy()
         self.distributed = options.strategy != "default"
         self.replicas = self.strategy.num_replicas_in_sync
@@ -78,8 +77,11 @@ class AdversarialTrainer:
         self.reads_real = generator_reads_real(loss_fn)
         self.examples = tf.convert_to_tensor(data.x_train, self.example_dtype)
         self.regularization = regularization or Regularization()
-        self.num_classes = data.spec.num_classes if conditional else 0
-        self.labels = tf.convert_to_tensor(data.y_train, tf.int32) if conditional else None
+        # Conditional exactly when the generator takes labels (model.conditional, resolved by
+        # ganrun.build): real batches are then drawn with their labels.
+        self.num_classes = sampling.num_classes(generator)
+        self.labels = (tf.convert_to_tensor(data.y_train, tf.int32) if self.num_classes
+                       else None)
         self.fuse_d_pass = resolve_fuse_d_pass(options.fuse_d_pass, discriminator,
                                                self.regularization)
         self.metric_names = METRIC_NAMES + ((PENALTY_METRIC,) if self.regularization.has_penalty

@@ -121,7 +121,10 @@ class TextGAN:
             raise ConfigError(f"train.pretrain_steps={options.pretrain_steps} exceeds "
                               f"train.steps={options.steps} (the total); raise train.steps.")
         if options.ema_decay:
-            raise ConfigError("the text GAN keeps no EMA generator; remove train.ema_decay.")
+            raise ConfigError("the text GAN keeps no EMA generator; remove train.ema_decay (the "
+                              "default experiment sets it for images: start text runs from a "
+                              "text preset such as experiment=coco_relgan, or from "
+                              "experiment=base).")
         if options.lr_schedule != "constant":
             raise ConfigError("the text GAN trains with constant learning rates; remove "
                               "train.lr_schedule.")
