@@ -1,5 +1,5 @@
 """The text-GAN speed benchmark (issue 7, "Text speed"): seconds per RelGAN-style iteration
-and MLE steps per second, ganrun's TextTrainer with XLA off/on against a plain eager loop.
+and MLE steps per second, ganrun's TextGAN with XLA off/on against a plain eager loop.
 
     python scripts/bench_text.py [--out scripts/bench_text_results.json] [--windows 3]
 
