@@ -207,7 +207,9 @@ def test_best_checkpoint_keeps_the_lowest_fid_across_resumes(tmp_path):
     from ganrun.evaluate.best import BEST_DIR, read_best
 
     generator = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
-    trainer = type("Trainer", (), {"generator": generator, "pixel_range": (-1.0, 1.0)})()
+    # The members the evaluation uses (ganrun.trainers.protocol; no EMA: the generator itself).
+    trainer = type("Trainer", (), {"sampling_generator": generator,
+                                   "pixel_range": (-1.0, 1.0)})()
     writer = tf.summary.create_file_writer(str(tmp_path / "tb"))
     run = _evaluation([5.0, 3.0, 4.0], n=100, trainer=trainer)
     for step in (1, 2, 3):
