@@ -48,7 +48,7 @@ def _text(corpus, *extra):
 def _check_run(metrics, run_dir, steps=4):
     assert metrics["step"] == steps
     for name, entry in metrics.items():
-        if isinstance(entry, dict) and "value" in entry:
+        if isinstance(entry, dict) and "value" in entry and name != "stopped_by":  # a word
             assert math.isfinite(entry["value"]), name
             assert entry["definition"], name
     assert (run_dir / "samples" / f"step_{steps:07d}.txt").is_file()
@@ -71,7 +71,9 @@ def test_text_model_trains_both_phases_on_a_file(compose, tmp_path, corpus, mode
 
 @pytest.mark.parametrize("experiment", TEXT_EXPERIMENTS)
 def test_text_experiments_train_a_few_steps(compose, tmp_path, corpus, experiment):
-    data = ORACLE if experiment.startswith("oracle") else _text(corpus)
+    data = [override for override in (ORACLE if experiment.startswith("oracle")
+                                      else _text(corpus))
+            if override != "experiment=base"]  # the preset itself is the experiment here
     # The presets' 5 D updates per G update are kept for coco_relgan only: each is a rollout
     # in the traced graph, and tracing dominates these tests.
     d_steps = [] if experiment == "coco_relgan" else ["train.d_steps=1"]
