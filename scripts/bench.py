@@ -30,26 +30,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import bench_loops as loops  # noqa: E402
 import bench_system as system  # noqa: E402
 import keras  # noqa: E402
+from bench_system import MODELS, compose  # noqa: E402
 
 from ganrun import build  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = {"mlp": ["experiment=seed"], "dcgan": ["experiment=base"]}
-PRESETS = {**MODELS, "default": ["experiment=mnist_dcgan"]}  # "default": bench_default.py
 BATCHES = (32, 256, 1024)
 KS = (1, 10, 100)
 MAX_CALL_S = 5.0  # a K that would make one call longer than this is skipped (stated)
 FIT, DIRECT = "keras fit", "keras direct"  # model.fit / its train function called directly
-
-
-def compose(model: str, *overrides: str):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    data = (["data=mnist"] if system.mnist_available()
-            else ["data=fake", "data.num_examples=60000"])
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        return hydra_compose("train", overrides=[*PRESETS[model], *data, *overrides])
 
 
 class Grid:

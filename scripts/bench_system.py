@@ -182,3 +182,23 @@ def startup_runs() -> list[dict]:
         results.append(result)
     return results
 
+
+
+ROOT = Path(__file__).resolve().parents[1]
+# The loop grid's models. "dcgan" is the plain unconditional DCGAN (experiment=base:
+# non-saturating loss, no EMA), the model the grid has always timed, so its rows stay
+# comparable with earlier runs; the default experiment has its own section (bench_default).
+MODELS = {"mlp": ["experiment=seed"], "dcgan": ["experiment=base"]}
+PRESETS = {**MODELS, "default": ["experiment=mnist_dcgan"]}
+
+
+def compose(model: str, *overrides: str):
+    """The benchmark's config of `model` (PRESETS): real MNIST when present, else fake data of
+    the same size. Here, not in bench.py, so bench_levers can use it without a circle."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    data = (["data=mnist"] if mnist_available()
+            else ["data=fake", "data.num_examples=60000"])
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return hydra_compose("train", overrides=[*PRESETS[model], *data, *overrides])

@@ -35,8 +35,8 @@ def test_step_flops_of_the_default_count_projection_and_ema(compose):
 def test_grid_dcgan_stays_the_plain_unconditional_dcgan():
     """The loop comparison's "dcgan" must not follow the default experiment (conditional,
     hinge, EMA), or its rows stop being comparable with earlier runs."""
-    bench = pytest.importorskip("bench")
-    grid, default = bench.compose("dcgan"), bench.compose("default")
+    bench_system = pytest.importorskip("bench_system")
+    grid, default = bench_system.compose("dcgan"), bench_system.compose("default")
     assert grid.model.conditional is False and grid.train.ema_decay == 0
     assert grid.loss._target_.endswith("nonsaturating")
     assert default.model.conditional == "auto" and default.train.ema_decay > 0
