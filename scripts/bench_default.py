@@ -1,10 +1,11 @@
 """The default experiment's step (`bench.py --parts default`): `experiment=mnist_dcgan` as
 `make train` builds it (class-conditional DCGAN with a projection discriminator, hinge loss,
-EMA of G with standing batch-norm statistics, batch 64, float32, XLA off and D fused by
-`auto` on a CPU), its steps/s and its share of the per-core convolution peak, and the speed
-levers measured on that same step, all variants interleaved in one set of windows:
+EMA of G with standing batch-norm statistics, batch 64, the preset's train.precision, XLA off
+and D fused by `auto` on a CPU), its steps/s and its share of the per-core convolution peak,
+and the speed levers measured on that same step, all variants interleaved in one set of
+windows:
 
-  mixed_bfloat16   `train.precision=mixed_bfloat16` (bf16 maths through oneDNN)
+  precision        the other one of float32 / mixed_bfloat16 (bf16 maths through oneDNN)
   XLA per step     `train.jit_compile=true`, at K=1 against the default at K=1 (one XLA
                    call per step is the slow part on CPU convolutions, so K stays small)
   two-pass D       `train.fuse_d_pass=false`: what `auto`'s fusing gains, inverted
@@ -27,17 +28,21 @@ import tensorflow as tf
 from ganrun import build
 from ganrun.losses import generator_reads_real
 
-K = 10  # steps per call; the default trains with 50, the per-step figure is the same within
-# noise for a ~50 ms step (one host fetch per call), and shorter calls fit short windows
-# (label, overrides, steps per call, the baseline's steps per call)
-VARIANTS = (("default", (), K),
-            ("default K=1", (), 1),
-            ("mixed_bfloat16", ("train.precision=mixed_bfloat16",), K),
-            ("XLA per step K=1", ("train.jit_compile=true",), 1),
-            ("two-pass D", ("train.fuse_d_pass=false",), K),
-            ("no EMA", ("train.ema_decay=0",), K))
-BASELINE = {"default": None, "default K=1": None, "mixed_bfloat16": "default",
-            "XLA per step K=1": "default K=1", "two-pass D": "default", "no EMA": "default"}
+K = 10  # steps per call; the default trains with 50: the per-step CPU was the same within
+# noise at K=10 and 50 (93.7 and 93.7 ms, loaded smoke run), and shorter calls fit short windows
+PEAK_OF = {"float32": "float32", "mixed_bfloat16": "bfloat16"}  # precision -> conv_peak key
+
+
+def variants(precision: str) -> list[tuple[str, tuple, int, str | None]]:
+    """(label, overrides, steps per call, the baseline's label) of every timed variant,
+    given the default's train.precision (the precision lever is the other one)."""
+    other = "float32" if precision != "float32" else "mixed_bfloat16"
+    return [("default", (), K, None),
+            ("default K=1", (), 1, None),
+            (other, (f"train.precision={other}",), K, "default"),
+            ("XLA per step K=1", ("train.jit_compile=true",), 1, "default K=1"),
+            ("two-pass D", ("train.fuse_d_pass=false",), K, "default"),
+            ("no EMA", ("train.ema_decay=0",), K, "default")]
 
 
 def _first_metrics(trainer) -> np.ndarray:
@@ -46,9 +51,9 @@ def _first_metrics(trainer) -> np.ndarray:
 
 
 def build_runners(compose, dataset) -> tuple[list[dict], dict]:
-    """Every VARIANTS entry compiled and warmed up; returns (runners, step FLOP info)."""
+    """Every `variants()` entry compiled and warmed up; returns (runners, step FLOP info)."""
     runners, trainers = [], {}
-    for label, overrides, k in VARIANTS:
+    for label, overrides, k, baseline in variants(compose("default").train.precision):
         key = tuple(overrides)
         started = time.perf_counter()
         if key not in trainers:  # "default K=1" reuses the default's trainer (K is an input)
@@ -58,7 +63,8 @@ def build_runners(compose, dataset) -> tuple[list[dict], dict]:
         chunk = loops.ganrun_chunk(trainer, k)
         chunk()  # warm-up call
         runners.append({"variant": label, "chunk": chunk, "steps": k, "overrides": list(key),
-                        "first_metrics": first, "xla": trainer.jit_compile,
+                        "baseline": baseline, "first_metrics": first,
+                        "precision": trainer.options.precision, "xla": trainer.jit_compile,
                         "fused_d": trainer.fuse_d_pass, "ema": bool(trainer.ema),
                         "setup_s": round(time.perf_counter() - started, 1)})
         print(f"  default {label:18s} built, compiled and warmed up in "
@@ -70,7 +76,7 @@ def build_runners(compose, dataset) -> tuple[list[dict], dict]:
                                          base.options.batch_size, ema_pass, reads_real)
     no_ema = loops.adversarial_step_flops(base.generator, base.discriminator,
                                           base.options.batch_size, False, reads_real)
-    info = {"step_flops": flops, "step_flops_no_ema": no_ema,
+    info = {"step_flops": flops, "step_flops_no_ema": no_ema, "precision": base.options.precision,
             "batch": base.options.batch_size, "conditional": bool(base.num_classes),
             "fused_d": base.fuse_d_pass, "xla": base.jit_compile, "ema_forward": ema_pass,
             "g_reads_real": reads_real}
@@ -78,19 +84,20 @@ def build_runners(compose, dataset) -> tuple[list[dict], dict]:
 
 
 def _row(runner: dict, flops: int, conv: dict) -> dict:
-    """One variant's figures; % of the conv peak in float32, and in bf16 for bf16."""
+    """One variant's figures: % of the float32 conv peak, and of its own precision's peak
+    (bf16's for mixed_bfloat16; None when that peak was not measured)."""
     gflop_cpu = flops / runner["cpu_ms_per_step"] / 1e6
+    own = conv.get(PEAK_OF.get(runner["precision"], ""))
     row = {"variant": runner["variant"], "overrides": runner["overrides"], "k": runner["steps"],
-           "xla": runner["xla"], "fused_d": runner["fused_d"], "ema": runner["ema"],
+           "precision": runner["precision"], "xla": runner["xla"], "fused_d": runner["fused_d"],
+           "ema": runner["ema"],
            "steps_per_s": runner["steps_per_s"], "windows": runner["windows"],
            "cpu_ms_per_step": runner["cpu_ms_per_step"], "step_gflop": round(flops / 1e9, 3),
            "gflops": round(runner["steps_per_s"] * flops / 1e9, 1),
            "gflop_per_cpu_s": round(gflop_cpu, 1),
            "pct_conv_peak": round(100 * gflop_cpu / conv["float32"]["gflop_per_cpu_s"], 1),
-           "setup_s": runner["setup_s"]}
-    if "bfloat16" in runner["variant"] and "bfloat16" in conv:
-        row["pct_bf16_conv_peak"] = round(100 * gflop_cpu / conv["bfloat16"]["gflop_per_cpu_s"],
-                                          1)
+           "pct_own_conv_peak": round(100 * gflop_cpu / own["gflop_per_cpu_s"], 1) if own
+           else None, "setup_s": runner["setup_s"]}
     return row
 
 
@@ -129,10 +136,11 @@ def run(args, compose, conv: dict) -> dict:
         flops = info["step_flops"] if runner["ema"] else info["step_flops_no_ema"]
         rows.append(_row(runner, flops, conv))
         print(f"  default {runner['variant']:18s} {rows[-1]['steps_per_s']:7.2f} steps/s "
-              f"{rows[-1]['cpu_ms_per_step']:8.2f} CPU ms/step {rows[-1]['pct_conv_peak']:5.1f} "
-              f"% of the conv peak  windows {runner['windows']}", flush=True)
-    levers = [_lever(runner, by_label[BASELINE[runner["variant"]]]) for runner in runners
-              if BASELINE[runner["variant"]]]
+              f"{rows[-1]['cpu_ms_per_step']:8.2f} CPU ms/step, % of its precision's conv "
+              f"peak {rows[-1]['pct_own_conv_peak']} (float32's {rows[-1]['pct_conv_peak']})"
+              f"  windows {runner['windows']}", flush=True)
+    levers = [_lever(runner, by_label[runner["baseline"]]) for runner in runners
+              if runner["baseline"]]
     for lever in levers:
         print(f"  default lever {lever['lever']:18s} {lever['ratio']}x wall, "
               f"{lever['cpu_ratio']}x CPU; {lever['note']}", flush=True)
@@ -145,19 +153,19 @@ def markdown(result: dict, conv: dict) -> str:
     peaks = ", ".join(f"{name} {value['gflop_per_cpu_s']:.0f}" for name, value in conv.items()
                       if isinstance(value, dict))
     lines = [f"Conv peak ({conv['shape']}, GFLOP per CPU-second): {peaks}", "",
-             f"Default experiment (mnist_dcgan, batch {info['batch']}, conditional "
+             f"Default experiment (mnist_dcgan, batch {info['batch']}, {info['precision']}, "
+             f"conditional "
              f"{info['conditional']}, D fused {info['fused_d']}, XLA {info['xla']}, EMA "
              f"standing-statistics pass {info['ema_forward']}): "
              f"{info['step_flops'] / 1e9:.3f} GFLOP per step", "",
-             "| experiment | variant | K | steps/s | CPU ms/step | GFLOP/s | GFLOP/CPU-s | "
-             "% of conv peak (per core) | windows (steps/s) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| experiment | variant | precision | K | steps/s | CPU ms/step | GFLOP/s | "
+             "GFLOP/CPU-s | % of its precision's conv peak (per core) | % of float32's | "
+             "windows (steps/s) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
-        pct = f"{r['pct_conv_peak']}" + (f" ({r['pct_bf16_conv_peak']} of bf16's)"
-                                         if "pct_bf16_conv_peak" in r else "")
-        lines.append(f"| mnist_dcgan | {r['variant']} | {r['k']} | {r['steps_per_s']:.2f} | "
-                     f"{r['cpu_ms_per_step']:.2f} | {r['gflops']} | {r['gflop_per_cpu_s']} | "
-                     f"{pct} | {r['windows']} |")
+        lines.append(f"| mnist_dcgan | {r['variant']} | {r['precision']} | {r['k']} | "
+                     f"{r['steps_per_s']:.2f} | {r['cpu_ms_per_step']:.2f} | {r['gflops']} | "
+                     f"{r['gflop_per_cpu_s']} | {r['pct_own_conv_peak']} | "
+                     f"{r['pct_conv_peak']} | {r['windows']} |")
     lines += ["", "| lever on the default's step | against | ratio | ratio (CPU) | note |",
               "|---|---|---|---|---|"]
     lines += [f"| {lv['lever']} | {lv['baseline']} | {lv['ratio']} | {lv['cpu_ratio']} | "
