@@ -15,11 +15,13 @@ bench_loops = pytest.importorskip("bench_loops")
 
 def test_step_flops_of_the_default_count_projection_and_ema(compose):
     """mnist_dcgan on 28x28x1 with 10 classes, counted by hand from the architecture."""
-    trainer = make_trainer(compose("experiment=mnist_dcgan"))
+    cfg = compose("experiment=mnist_dcgan")
+    trainer = make_trainer(cfg)
     assert trainer.num_classes == 10 and trainer.ema and trainer.ema.has_batch_norm
-    # G: Dense (100 z + 32 label embedding) -> 7*7*128, up_0 7x7 input 4x4x64x128,
+    # G: Dense (z + 32 label embedding) -> 7*7*128, up_0 7x7 input 4x4x64x128,
     # image 14x14 input 4x4x1x64 (transposed: every input pixel writes kh*kw*cout).
-    f_g = 2 * 132 * 6272 + 2 * 49 * 16 * 64 * 128 + 2 * 196 * 16 * 1 * 64
+    z = cfg.model.latent_dim + 32
+    f_g = 2 * z * 6272 + 2 * 49 * 16 * 64 * 128 + 2 * 196 * 16 * 1 * 64
     # D: down_0 14x14 output 4x4x1x64, down_1 7x7 output 4x4x64x128, logit, projection.
     f_d = 2 * 196 * 16 * 64 + 2 * 49 * 16 * 64 * 128 + 2 * 6272 + 2 * 6272
     assert bench_loops.forward_flops(trainer.generator) == f_g
