@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 from keras.optimizers.schedules import LearningRateSchedule
 
-from ganrun import distribute, guard, summaries
+from ganrun import distribute, guard, pruning, summaries
 from ganrun.checkpoints import Checkpoints
 from ganrun.train import METRIC_NAMES, AdversarialTrainer, grid_inputs
 
@@ -258,6 +258,7 @@ def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
             evaluation.periodic(trainer, step, writer, run_dir)
         if guard.stop_requested():  # SIGTERM / Ctrl-C: checkpoint, flush, raise TrainingStopped
             guard.stop_gracefully(checkpoints, writer, step, run_dir)
+        pruning.stop_if_pruned(checkpoints, writer, step, run_dir)  # an Optuna trial's pruner
     final = _finish(trainer, run_dir, writer, evaluation, last_window or window, whole_run,
                     step, time.perf_counter() - started, loss_name)
     log.info("Done at step %d in %.1f s; samples in %s.", step, time.perf_counter() - started,
