@@ -215,9 +215,9 @@ def test_study_resumes_after_its_sweep_process_is_killed(tmp_path):
 
 @pytest.mark.parametrize("preset", ["mnist_optuna", "mnist_quality"])
 def test_every_parameter_of_a_preset_is_a_config_key(compose, preset):
-    """Each swept key exists in the composed experiment, and every value the sampler can
-    propose (each choice; an interval's ends), written as the sweeper writes it, composes to
-    that value."""
+    """Each swept key exists in the composed experiment, and the first and last value the
+    sampler can propose (choices; an interval's ends), written as the sweeper writes them,
+    compose to those values."""
     from omegaconf import ListConfig, OmegaConf
     from optuna.distributions import CategoricalDistribution
 
@@ -230,7 +230,7 @@ def test_every_parameter_of_a_preset_is_a_config_key(compose, preset):
     for key, distribution in space.items():
         values = (distribution.choices if isinstance(distribution, CategoricalDistribution)
                   else (distribution.low, distribution.high))
-        for value in values:
+        for value in {values[0]: None, values[-1]: None}:  # the ends (each is ~0.5 s)
             cfg = compose(f"hparams_search={preset}", f"{key}={value}", tiny=False)
             if key == "loss":  # a config group: its option's function
                 assert cfg.loss._target_ == f"ganrun.losses.{value}"

@@ -49,20 +49,34 @@ def periodic_name(objective_metric: str) -> str | None:
     return None
 
 
+def make_pruner(config: dict | None):
+    """The pruner the sweeper stored in the study: `{"_target_": "optuna.pruners.<Class>",
+    **arguments}`. Only Optuna's pruner classes are built: the study's attributes can be
+    edited (optuna-dashboard), so they must not name arbitrary code."""
+    import optuna  # noqa: PLC0415
+
+    if not config:
+        return optuna.pruners.NopPruner()
+    arguments = dict(config)
+    module, _, name = str(arguments.pop("_target_", "")).rpartition(".")
+    pruner = getattr(optuna.pruners, name, None) if module == "optuna.pruners" else None
+    if not isinstance(pruner, type) or not issubclass(pruner, optuna.pruners.BasePruner):
+        raise ValueError(f"the study's pruner {config} is not an optuna.pruners class.")
+    return pruner(**arguments)
+
+
 class TrialReporter:
     """One trial of a study in `storage`: reports values, remembers a prune decision."""
 
     def __init__(self, storage: str, study_name: str, number: int, metric: str, last_step: int):
         import optuna  # noqa: PLC0415 (the sweep extra)
-        from hydra.utils import instantiate  # noqa: PLC0415
 
         from ganrun.study import PRUNER_ATTR, open_storage  # noqa: PLC0415
 
         storage = open_storage(storage)
         study = optuna.load_study(study_name=study_name, storage=storage,
                                   sampler=optuna.samplers.RandomSampler())  # samples nothing
-        pruner_config = study.user_attrs.get(PRUNER_ATTR)
-        study.pruner = instantiate(pruner_config) if pruner_config else optuna.pruners.NopPruner()
+        study.pruner = make_pruner(study.user_attrs.get(PRUNER_ATTR))
         trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
         self.trial = optuna.trial.Trial(study, trial_id)
         self.number, self.metric, self.last_step = number, metric, last_step

@@ -128,10 +128,23 @@ class GanrunOptunaSweeper(Sweeper):
                       f"hydra.sweeper.trial={trial.number}") for trial in trials]
         returns = self.launcher.launch(overrides, initial_job_idx=first)
         failures = [ret for trial, ret in zip(trials, returns) if not self._tell(study, trial, ret)]
+        self._stop_if_asked(failures)
         if failures and len(failures) / len(returns) > self.max_failure_rate:
             log.error("%d of %d trials failed, above max_failure_rate=%g.", len(failures),
                       len(returns), self.max_failure_rate)
             failures[0].return_value  # noqa: B018 (re-raises the job's error, with its traceback)
+
+    def _stop_if_asked(self, failures: list) -> None:
+        """A job stopped by SIGTERM / Ctrl-C (ganrun.guard) ends the sweep too, with the job's
+        exit code: its trial is FAIL, and rerunning the command resumes the study."""
+        from ganrun.guard import TrainingStopped  # noqa: PLC0415
+
+        stopped = [ret._return_value for ret in failures
+                   if isinstance(ret._return_value, TrainingStopped)]
+        if stopped:
+            log.warning("Study %s stopped (%s); rerun the same command to resume it.",
+                        self.study_name, stopped[0])
+            raise SystemExit(stopped[0].exit_code)
 
     def _tell(self, study, trial, ret) -> bool:
         """Record the job's outcome in `trial`; False when it failed."""
