@@ -130,6 +130,29 @@ def test_report_shows_the_pruned_trial(pruned_study):
     assert float(study["importance/optimizer.generator.learning_rate"]) == pytest.approx(1.0)
 
 
+def test_study_summary_with_fewer_than_two_complete_trials(tmp_path):
+    import optuna
+    from optuna.trial import TrialState
+
+    from ganrun import study as study_module
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="small", storage=storage)
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    study.tell(trial, 0.5)
+    pruned = study.ask()
+    pruned.report(7.0, 200)
+    study.tell(pruned, state=TrialState.PRUNED)
+    summary = study_module.summarize(storage, "small")
+    assert summary.counts == {"COMPLETE": 1, "PRUNED": 1}
+    assert (summary.trials[1].state, summary.trials[1].last_step) == ("PRUNED", 200)
+    assert summary.best[:2] == (0, 0.5) and summary.importances == {}
+    lines = study_module.markdown(summary)
+    assert lines[0] == "Optuna study small: 2 trials (1 complete, 1 pruned)."
+    assert lines[-1] == ("Parameter importances: none (they need 2 complete trials; the study "
+                         "has 1).")
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

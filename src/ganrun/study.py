@@ -98,11 +98,11 @@ def importances(study) -> tuple[dict[str, float], str]:
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if len(complete) < 2:
-        return {}, f"parameter importances need 2 complete trials; the study has {len(complete)}"
+        return {}, f"they need 2 complete trials; the study has {len(complete)}"
     try:
         values = optuna.importance.get_param_importances(study)
     except (RuntimeError, ValueError) as exc:  # e.g. every trial had the same parameters
-        return {}, f"parameter importances could not be computed: {exc}"
+        return {}, f"they could not be computed: {exc}"
     return {name: float(value) for name, value in values.items()}, ""
 
 
@@ -142,7 +142,7 @@ def markdown(summary: StudySummary) -> list[str]:
         lines.append(f"Parameter importances ({summary.evaluator}; sum 1): "
                      + ", ".join(f"{k} {v:.2f}" for k, v in summary.importances.items()) + ".")
     else:
-        lines.append(f"No {summary.importance_note}.")
+        lines.append(f"Parameter importances: none ({summary.importance_note}).")
     return lines
 
 
