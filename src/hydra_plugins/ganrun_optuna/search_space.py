@@ -11,7 +11,7 @@ from Hydra's multirun:
 | `interval(low, high)`                | FloatDistribution(low, high)                 |
 | `int(interval(low, high))`           | IntDistribution(low, high)                   |
 | `tag(log, interval(low, high))`      | the same with log=True                       |
-| `key=value` (no sweep)               | a fixed override, passed to every trial      |
+| `key=value`, `~key`, ... (no sweep)  | a fixed override, passed to every trial      |
 
 Choices that are not scalars (`choice([], [translation, cutout])`) are kept as their override
 text (`[translation,cutout]`), which Optuna stores as a string and Hydra parses back.
@@ -69,7 +69,7 @@ def _distribution(override: Override):
 
 
 def parse(arguments: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """(name -> Optuna distribution, name -> fixed override value) of `arguments`, override
+    """(name -> Optuna distribution, name -> fixed override) of `arguments`, override
     strings such as `loss=choice(hinge,nonsaturating)` or `train.steps=100`. A later
     override of the same key replaces an earlier one (the command line beats the preset)."""
     space: dict[str, Any] = {}
@@ -81,5 +81,5 @@ def parse(arguments: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
         if override.is_sweep_override():
             space[name] = _distribution(override)
         else:
-            fixed[name] = override.get_value_element_as_str()
+            fixed[name] = override.input_line  # as written: `+key=v`, `~key` keep their prefix
     return space, fixed

@@ -124,7 +124,7 @@ class GanrunOptunaSweeper(Sweeper):
             raise RuntimeError(f"trials {[t.number for t in trials]} are not consecutive: is "
                                f"another sweep running study {self.study_name}?")
         overrides = [(*(f"{k}={v}" for k, v in trial.params.items()),
-                      *(f"{k}={v}" for k, v in fixed.items()),
+                      *fixed.values(),
                       f"hydra.sweeper.trial={trial.number}") for trial in trials]
         returns = self.launcher.launch(overrides, initial_job_idx=first)
         failures = [ret for trial, ret in zip(trials, returns) if not self._tell(study, trial, ret)]
