@@ -144,7 +144,7 @@ def test_rollout_is_seeded_and_gumbel_softmax_sums_to_one():
 
 def test_text_model_on_image_data_is_a_config_error(compose, tmp_path):
     with pytest.raises(ConfigError, match="text"):
-        make_trainer(compose("model=relgan"))
+        make_trainer(compose("experiment=base", "model=relgan"))
 
 
 def test_pretrain_steps_above_steps_is_a_config_error(compose, corpus):
