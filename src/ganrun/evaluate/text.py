@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from ganrun import summaries
+from ganrun import pruning, summaries
 from ganrun.data.corpora import TextData
 from ganrun.evaluate.best import BEST_DIR, BestCheckpoint, read_best, resolve_metric
 from ganrun.evaluate.bleu import bleu_report, self_bleu
@@ -176,6 +176,7 @@ class TextEvaluation:
         self.best.offer(trainer.sampling_generator, step, section, run_dir,
                         f"{self.n} samples at temperature 1, seed {self.seed}; NLL-gen on "
                         f"{min(self.n, 1000)} test sequences")
+        pruning.report(step, flat(section, "eval_periodic"))  # an Optuna trial's pruner
         return section
 
     def final_entries(self, trainer: Trainer, step: int, writer, run_dir: Path) -> dict:
