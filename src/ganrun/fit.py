@@ -19,6 +19,7 @@ import tensorflow as tf
 from keras.optimizers.schedules import LearningRateSchedule
 
 from ganrun import distribute, guard, summaries
+from ganrun.budget import Budget, parse_duration
 from ganrun.checkpoints import Checkpoints
 from ganrun.train import METRIC_NAMES, AdversarialTrainer, grid_inputs
 
@@ -128,7 +129,7 @@ class ConfiguredRates:
 
 
 def _final_metrics(window: MetricWindow, whole_run: MetricWindow, trainer, step: int,
-                   wall_seconds: float, loss_name: str) -> dict:
+                   wall_seconds: float, loss_name: str, stopped_by: str = "steps") -> dict:
     options = trainer.options
     averaged = f"mean over the last {window.steps} steps of training (batch {options.batch_size})"
     definitions = {
@@ -146,6 +147,10 @@ def _final_metrics(window: MetricWindow, whole_run: MetricWindow, trainer, step:
     values.update({k: v for k, v in whole_run.means().items() if k.startswith("perf/")})
     return {
         "step": step,
+        "stopped_by": {"value": stopped_by,
+                       "definition": "what ended training: 'steps' (train.steps reached) or "
+                                     "'max_time' (the wall-clock budget train.max_time="
+                                     f"{options.max_time!r} of this process's training loop)"},
         "wall_time_s": {"value": round(wall_seconds, 2),
                         "definition": "wall time of this process's training loop, seconds"},
         **{name: {"value": values[name], "definition": definitions[name]}
@@ -183,11 +188,12 @@ def _log_window(writer, window: MetricWindow, step: int, last: int) -> None:
 
 
 def _finish(trainer, run_dir: Path, writer, evaluation, window: MetricWindow,
-            whole_run: MetricWindow, step: int, seconds: float, loss_name: str) -> dict:
+            whole_run: MetricWindow, step: int, seconds: float, loss_name: str,
+            stopped_by: str) -> dict:
     """generator.keras, the final evaluation, metrics.json; returns what was written."""
     writer.flush()
     _save_generator(trainer.sampling_generator, run_dir / "generator.keras")  # EMA if on
-    final = _final_metrics(window, whole_run, trainer, step, seconds, loss_name)
+    final = _final_metrics(window, whole_run, trainer, step, seconds, loss_name, stopped_by)
     if evaluation:
         final.update(evaluation.final_entries(trainer, step, writer, run_dir))
         writer.flush()
@@ -195,9 +201,25 @@ def _finish(trainer, run_dir: Path, writer, evaluation, window: MetricWindow,
     return final
 
 
+def _stop_for_budget(trainer, checkpoints: Checkpoints, writer, window: MetricWindow,
+                     budget: Budget, step: int, run_dir: Path, latents, options) -> None:
+    """The budget ran out between events: log, sample and checkpoint this step as if it were
+    the last of train.steps, so the final evaluation and a resume start from here."""
+    log.info("Wall-clock budget of %s reached after %.1f s at step %d of %d (train.max_time); "
+             "checkpointing and running the final evaluation.", budget.describe(),
+             budget.elapsed(), step, options.steps)
+    if window.steps:
+        _log_window(writer, window, step, options.steps)
+    if step % options.sample_every:
+        _write_samples(trainer, latents, writer, run_dir, step)
+    if step % options.checkpoint_every:
+        checkpoints.save(step)
+
+
 def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
         loss_name: str = "", evaluation=None) -> dict:
-    """Train until `trainer.options.steps`, resuming from `run_dir/checkpoints` if present.
+    """Train until `trainer.options.steps` or the wall-clock budget `options.max_time`
+    (whichever comes first), resuming from `run_dir/checkpoints` if present.
 
     `evaluation` (a ganrun.evaluate.during_training.TrainingEvaluation, or None) scores
     samples every train.eval_every steps, keeps checkpoints/best, and scores the final
@@ -228,6 +250,16 @@ def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
     divergence = guard.DivergenceGuard(trainer, checkpoints, options.on_nonfinite,
                                        options.max_rollbacks, options.rollback_lr_factor)
     divergence.prepare(step)
+    budget = Budget(parse_duration(options.max_time))
+    if budget.seconds is not None:
+        log.info("Wall-clock budget: %s for this process's training loop (train.max_time); "
+                 "training stops at the first compiled call after it, or at step %d.",
+                 budget.describe(), options.steps)
+        if options.lr_schedule != "constant":
+            log.warning("train.lr_schedule=%s runs over train.steps=%d; if the budget ends the "
+                        "run first, the rates stop where the schedule is at that step.",
+                        options.lr_schedule, options.steps)
+    stopped_by = "steps"
     while step < options.steps:
         count = steps_until_next_event(step, options)
         call_started = time.perf_counter()
@@ -258,8 +290,15 @@ def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
             evaluation.periodic(trainer, step, writer, run_dir)
         if guard.stop_requested():  # SIGTERM / Ctrl-C: checkpoint, flush, raise TrainingStopped
             guard.stop_gracefully(checkpoints, writer, step, run_dir)
+        if budget.expired() and step < options.steps:
+            stopped_by = "max_time"
+            _stop_for_budget(trainer, checkpoints, writer, window, budget, step, run_dir,
+                             latents, options)
+            if window.steps:
+                last_window, window = window, MetricWindow()
+            break
     final = _finish(trainer, run_dir, writer, evaluation, last_window or window, whole_run,
-                    step, time.perf_counter() - started, loss_name)
+                    step, time.perf_counter() - started, loss_name, stopped_by)
     log.info("Done at step %d in %.1f s; samples in %s.", step, time.perf_counter() - started,
              run_dir / "samples")
     return final

@@ -82,7 +82,8 @@ class ImageSource(_Source):
         from ganrun.train import fixed_latents  # noqa: PLC0415
 
         latents = fixed_latents(count, int(self.generator.inputs[0].shape[-1]), seed)
-        labels = class_labels(self.generator, count, label)
+        # The training data's class proportions, as unguided sampling (ganrun.sample).
+        labels = class_labels(self.generator, count, label, self.spec.class_frequencies)
         parts = []
         for s in range(0, count, CHUNK):
             inputs = latents[s:s + CHUNK] if labels is None else [

@@ -55,8 +55,20 @@ def num_classes(generator) -> int:
     return generator.get_layer("label_embedding").input_dim if len(generator.inputs) > 1 else 0
 
 
-def class_labels(generator, count: int, label: int | None = None) -> np.ndarray | None:
-    """int32 (count,) labels for a conditional generator: all `label`, or 0..K-1 in turn."""
+def proportional_labels(count: int, frequencies) -> np.ndarray:
+    """int32 (count,) labels, class k repeated in proportion to frequencies[k] (largest
+    remainders, so the counts are exact to one image), sorted by class."""
+    shares = np.asarray(frequencies, np.float64) / np.sum(frequencies) * count
+    counts = np.floor(shares).astype(np.int64)
+    counts[np.argsort(counts - shares)[: count - counts.sum()]] += 1
+    return np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+
+
+def class_labels(generator, count: int, label: int | None = None,
+                 frequencies=()) -> np.ndarray | None:
+    """int32 (count,) labels for a conditional generator: all `label`; without one, in the
+    training data's class proportions (`frequencies`, DataSpec.class_frequencies) when
+    known, else 0..K-1 in turn."""
     classes = num_classes(generator)
     if not classes:
         if label is not None:
@@ -67,17 +79,18 @@ def class_labels(generator, count: int, label: int | None = None) -> np.ndarray 
         raise ConfigError(f"label={label} is not a class of this run; use 0..{classes - 1}.")
     if label is not None:
         return np.full(count, int(label), np.int32)
+    if len(frequencies) == classes:
+        return proportional_labels(count, frequencies)
     return (np.arange(count) % classes).astype(np.int32)
 
 
 def generate(generator, pixel_range, count: int, seed: int,
-             labels: np.ndarray | None = None) -> np.ndarray:
+             labels: np.ndarray | None = None, frequencies=()) -> np.ndarray:
     """float32 (count, H, W, C) images in [0, 1] from latents fixed by `seed`; a conditional
-    generator gets `labels` (default: classes 0..K-1 in turn, so every class is equally
-    represented)."""
+    generator gets `labels` (default: see class_labels, with the data's `frequencies`)."""
     latents = fixed_latents(count, int(generator.inputs[0].shape[-1]), seed)
     if labels is None:
-        labels = class_labels(generator, count)
+        labels = class_labels(generator, count, frequencies=frequencies)
     low, high = pixel_range
 
     def inputs(start):
@@ -106,7 +119,8 @@ def sample_to_file(run_dir: Path, count: int, out: Path | None, seed: int = 0,
     if out.suffix not in (".npz", ".png"):
         raise ConfigError(f"out={out} must end in .npz (arrays) or .png (a grid).")
     generator, pixel_range, _ = load_generator(run_dir, checkpoint)
-    labels, columns = class_labels(generator, count, label), None
+    frequencies = DataSpec.from_json(spec_path).class_frequencies if spec_path.is_file() else ()
+    labels, columns = class_labels(generator, count, label, frequencies), None
     if guide is not None and guide.name != "none":
         from ganrun.guide_sources import draw_guided  # noqa: PLC0415
 

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from ganrun import augment, penalties
+from ganrun.budget import parse_duration
 from ganrun.distribute import STRATEGIES, distributed_train_steps, shard
 from ganrun.ema import GeneratorEMA
 from ganrun.errors import ConfigError, GanrunError
@@ -73,6 +74,9 @@ class TrainOptions:
       fuse_d_pass: "auto" (fused where the maths is the same, see resolve_fuse_d_pass), true
         or false: the discriminator update runs D once on concat(real, fake) instead of
         twice, on real and on fake.
+      max_time: a wall-clock budget for this process's training loop (e.g. "10m", "90s",
+        600) or None; training stops at the first compiled-call boundary after it, see
+        ganrun.budget. Whichever of `steps` and `max_time` comes first ends the run.
     """
 
     steps: int
@@ -99,13 +103,15 @@ class TrainOptions:
     strategy: str = "default"
     precision: str = "float32"
     fuse_d_pass: bool | str = "auto"
+    max_time: str | float | None = None
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.name in ("seed", "jit_compile", "on_nonfinite", "rollback_lr_factor",
                               "ema_decay", "lr_schedule", "strategy", "precision",
-                              "best_metric", "fuse_d_pass"):  # checked below, or by the evaluation
+                              "best_metric", "fuse_d_pass", "max_time"):
+                continue  # checked below, or by the evaluation
                 continue
             if field.name in ("eval_every", "eval_final_n", "pretrain_steps") and value == 0:
                 continue  # 0 turns that evaluation (or MLE pre-training) off
@@ -136,6 +142,7 @@ class TrainOptions:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"train.precision={self.precision!r} must be one of "
                               f"{', '.join(PRECISIONS)}.")
+        parse_duration(self.max_time)  # raises ConfigError on a malformed budget
         if self.lr_schedule not in ("constant", "linear"):
             raise ConfigError(f"train.lr_schedule={self.lr_schedule!r} must be constant or "
                               "linear.")
@@ -289,7 +296,8 @@ class AdversarialTrainer:
                 real, labels, noise, update_index)
         g_loss = self._generator_update(real, labels, noise)
         if self.ema:
-            self.ema.update()
+            latents = self._latents()
+            self.ema.update(latents if labels is None else [latents, labels])
         metrics = [d_loss, g_loss, tf.reduce_mean(real_logits), tf.reduce_mean(fake_logits)]
         return tf.stack(metrics + ([penalty] if self.regularization.has_penalty else []))
 

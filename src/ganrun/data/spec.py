@@ -25,6 +25,9 @@ class DataSpec:
       source: where the data came from (file path and SHA-256, or "generated"), for
         metric definitions.
       vocab_size: number of token ids (text; ids are 0..vocab_size-1), 0 for images.
+      class_frequencies: each class's share of the training split's labels (num_classes
+        floats summing to 1), empty for unlabelled data; a conditional generator sampled
+        without a chosen class draws its labels in these proportions.
     """
 
     kind: str
@@ -33,7 +36,8 @@ class DataSpec:
     num_classes: int
     num_examples: int
     source: str
-    vocab_size: int = 0  # last and defaulted, so specs written before it still load
+    vocab_size: int = 0  # defaulted (as is what follows), so older specs still load
+    class_frequencies: tuple[float, ...] = ()
 
     def to_json(self, path: str | Path) -> None:
         """Write the spec so `ganrun sample` can rebuild the models without the data."""
@@ -43,4 +47,15 @@ class DataSpec:
     def from_json(cls, path: str | Path) -> DataSpec:
         fields = json.loads(Path(path).read_text())
         fields["shape"] = tuple(fields["shape"])
+        fields["class_frequencies"] = tuple(fields.get("class_frequencies", ()))
         return cls(**fields)
+
+
+def label_frequencies(labels, num_classes: int) -> tuple[float, ...]:
+    """int (N,) labels in [0, num_classes) -> each class's share, rounded to 6 digits."""
+    import numpy as np  # noqa: PLC0415 (the spec itself needs no numpy)
+
+    if labels is None or not num_classes or not len(labels):
+        return ()
+    counts = np.bincount(np.asarray(labels, np.int64), minlength=num_classes)
+    return tuple(round(float(c) / float(counts.sum()), 6) for c in counts)

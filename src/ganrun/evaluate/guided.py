@@ -51,7 +51,8 @@ def evaluate_guided_images(run_dir: Path, data, n: int, checkpoint: str, evaluat
     writer = tf.summary.create_file_writer(str(Path(run_dir) / "tb"))
     write_section(writer, key, section, step)
     _write_cost(writer, key, stats, step)
-    plain = generate(source.generator, source.pixel_range, 64, seed)
+    plain = generate(source.generator, source.pixel_range, 64, seed,
+                     frequencies=data.spec.class_frequencies)
     summaries.write_image(writer, f"{key}/samples_unguided", summaries.image_grid(plain), step)
     summaries.write_image(writer, f"{key}/samples_{options.name}",
                           summaries.image_grid(arrays[0][:64]), step)
