@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import time
+import weakref
 from pathlib import Path
 
 import keras
@@ -157,9 +158,16 @@ def mean_logit(critic, inputs: list, training: bool = False):
     return tf.reduce_mean(tf.cast(out, tf.float32), axis=-1)
 
 
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def score(critic, inputs: list[np.ndarray], scaling=(1.0, 0.0), chunk: int = 1000) -> np.ndarray:
     """Calibrated logits a * l + b, float64 (n,), of the arrays `inputs` (n rows each)."""
-    parts = [mean_logit(critic, [tf.constant(a[s:s + chunk]) for a in inputs]).numpy()
+    compiled = _COMPILED.get(critic)
+    if compiled is None:  # one graph per classifier: eager Keras calls dominate otherwise
+        compiled = tf.function(lambda *x: mean_logit(critic, list(x)), reduce_retracing=True)
+        _COMPILED[critic] = compiled
+    parts = [compiled(*[tf.constant(a[s:s + chunk]) for a in inputs]).numpy()
              for s in range(0, len(inputs[0]), chunk)]
     return scaling[0] * np.concatenate(parts).astype(np.float64) + scaling[1]
 
