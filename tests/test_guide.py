@@ -196,6 +196,21 @@ def test_every_guide_composes_with_an_image_run(image_run, tmp_path):
             assert content["images"].min() >= 0 and content["images"].max() <= 1
 
 
+def test_a_classifier_calibrated_for_another_checkpoint_is_refused(image_run, tmp_path):
+    from ganrun.sample import sample_to_file
+
+    if not (image_run / "calibrated").is_dir():
+        calibrate_run(image_run, CALIBRATE)
+    path = image_run / "calibrated/calibration.json"
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "checkpoint_path": "elsewhere/ckpt-2"}))
+    try:
+        with pytest.raises(GanrunError, match="ganrun calibrate"):
+            sample_to_file(image_run, 4, tmp_path / "x.npz", guide=SMALL_GUIDES["is"])
+    finally:
+        path.write_text(json.dumps(record))
+
+
 def test_ganrun_eval_scores_guided_images(image_run):
     from omegaconf import OmegaConf
 

@@ -252,7 +252,7 @@ def calibrate_run(run_dir: Path, options: CalibrateOptions) -> dict:
                  f"(holdout {options.holdout}, permutation seed {options.seed}), skipping "
                  "rows equal to a test row; held out from calibration training only (the "
                  "GAN trained on the whole training split). The test split is not used.",
-        "generator": source.description,
+        "generator": source.description, "checkpoint_path": str(source.checkpoint),
         "options": dataclasses.asdict(options) | {"learning_rate": rate}}
     save(run_dir, critic, record)
     log.info("Calibrated in %.1f s: held-out accuracy %.3f, ECE %.3f (raw %.3f)",

@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 from ganrun import build
 from ganrun.calibrate import score
 from ganrun.data.spec import DataSpec
+from ganrun.errors import GanrunError
 from ganrun.sample import CHUNK, class_labels, load_generator
 
 PROPOSAL_CHUNK = 1000  # proposals per compiled call of G and D
@@ -182,6 +183,12 @@ def run_source(run_dir: Path, checkpoint: str = "latest", calibrated: bool = Tru
         from ganrun.calibrate import load  # noqa: PLC0415
 
         source.critic, source.scaling, source.record = load(run_dir)
+        calibrated_for = source.record.get("checkpoint_path")
+        if calibrated_for != str(source.checkpoint):  # trained on, or the other checkpoint
+            raise GanrunError(
+                f"{run_dir}/calibrated was made for {calibrated_for}, not for the generator "
+                f"being sampled ({source.checkpoint}); run `ganrun calibrate run={run_dir} "
+                f"checkpoint={checkpoint}` again.")
     return source
 
 

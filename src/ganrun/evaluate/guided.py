@@ -16,6 +16,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from ganrun import summaries
+from ganrun.errors import ConfigError
 from ganrun.evaluate.run_eval import _step_of, check_same_data, update_metrics_json
 from ganrun.guide import COST_DEFINITIONS
 from ganrun.guide_sources import draw_guided, run_source
@@ -38,6 +39,9 @@ def evaluate_guided_images(run_dir: Path, data, n: int, checkpoint: str, evaluat
     from ganrun.evaluate.feature_net import load_or_train  # noqa: PLC0415
     from ganrun.sample import generate  # noqa: PLC0415
 
+    if not isinstance(n, int) or isinstance(n, bool) or n < 2 * scores.PR_K:
+        raise ConfigError(f"n={n!r} must be an integer of at least {2 * scores.PR_K} "
+                          "(10000 for numbers comparable with ganrun's defaults).")
     source = run_source(Path(run_dir), checkpoint)
     check_same_data(run_dir, data)
     scorer = scores.Scorer(load_or_train(data, evaluator), data, n)
