@@ -114,14 +114,18 @@ class ImageSource(_Source):
 
         low, high = self.pixel_range
         a, b = (float(v) for v in scaling)
+        key = (id(critic), a, b)
+        if getattr(self, "_forward_key", None) != key:  # traced once per source and classifier
+            # One graph for G and D: eager Keras calls cost more than the convolutions here.
+            @tf.function(reduce_retracing=True)
+            def forward(latents, labels):
+                inputs = latents if labels is None else [latents, labels]
+                raw = self.generator(inputs, training=False)
+                logits = mean_logit(critic, [raw] if labels is None else [raw, labels])
+                return tf.clip_by_value((raw - low) / (high - low), 0.0, 1.0), a * logits + b
 
-        # One graph for G and D: eager Keras calls cost more than the convolutions here.
-        @tf.function(reduce_retracing=True)
-        def forward(latents, labels):
-            inputs = latents if labels is None else [latents, labels]
-            raw = self.generator(inputs, training=False)
-            logits = mean_logit(critic, [raw] if labels is None else [raw, labels])
-            return tf.clip_by_value((raw - low) / (high - low), 0.0, 1.0), a * logits + b
+            self._forward, self._forward_key = forward, key
+        forward = self._forward
 
         def propose(count: int, seed: int):
             latents = fixed_latents(count, int(self.generator.inputs[0].shape[-1]), seed)
