@@ -145,16 +145,16 @@ def test_best_metric_needing_nll_gen_is_a_config_error_before_training(compose, 
 
 def test_image_model_on_character_data_names_both_text_models(compose, corpus):
     with pytest.raises(ConfigError, match="wgan_char"):
-        make_trainer(compose("data=text", f"data.path={corpus}", "data.level=char",
-                             "model=dcgan"))
+        make_trainer(compose("experiment=base", "data=text", f"data.path={corpus}",
+                             "data.level=char", "model=dcgan"))
 
 
 @pytest.mark.slow  # trains a tiny relgan (two traced phases): ~15 s loaded
 def test_sample_of_a_relgan_run_gives_text_too(compose, tmp_path, corpus):
     # `ganrun sample` builds any text run's generator (build.any_generator), not only latent ones.
     run = tmp_path / "run"
-    train_from_config(compose("data=text", f"data.path={corpus}", "data.max_len=8",
-                              "model=relgan", "model.generator.hidden_dim=8",
+    train_from_config(compose("experiment=base", "data=text", f"data.path={corpus}",
+                              "data.max_len=8", "model=relgan", "model.generator.hidden_dim=8",
                               "model.discriminator.num_filters=4", "train.pretrain_steps=2"), run)
     lines = sample_to_file(run, 3, None, seed=1).read_text(encoding="utf-8").splitlines()
     vocabulary = set(corpus.read_text().split()) | {"<unk>"}

@@ -57,11 +57,13 @@ def num_classes(generator) -> int:
 
 def proportional_labels(count: int, frequencies) -> np.ndarray:
     """int32 (count,) labels, class k repeated in proportion to frequencies[k] (largest
-    remainders, so the counts are exact to one image), sorted by class."""
+    remainders, so the counts are exact to one image), in a fixed shuffled order: metrics
+    computed over splits of the samples (the classifier score) need every split mixed."""
     shares = np.asarray(frequencies, np.float64) / np.sum(frequencies) * count
     counts = np.floor(shares).astype(np.int64)
     counts[np.argsort(counts - shares)[: count - counts.sum()]] += 1
-    return np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+    labels = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+    return np.random.default_rng(0).permutation(labels)
 
 
 def class_labels(generator, count: int, label: int | None = None,
