@@ -35,7 +35,7 @@ test-fast: $(STAMP)  ## the test suite without the slow end-to-end tests
 lint: $(STAMP)  ## ruff over the package, tests and scripts
 	$(BIN)/ruff check src tests scripts
 
-bench: $(STAMP)  ## speed benchmark, ~8 min: tables on the console, JSON in scripts/bench_results.json
+bench: $(STAMP)  ## speed benchmark, ~11 min: tables on the console, JSON in scripts/bench_results.json (ARGS="--parts default": the default experiment alone, ~2 min)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python scripts/bench.py $(ARGS)
 
 bench-quality: $(STAMP)  ## quality at a budget, ~50 min: every MNIST preset for train.max_time=9m (scripts/quality.py; ARGS="--seeds 0 1 2")

@@ -52,7 +52,7 @@ def run_one(name: str, overrides: list[str], seed: int, budget: str, out_dir: Pa
         return row
     metrics = json.loads(metrics_path.read_text())
     evaluation = metrics.get("eval", {})
-    row.update(step=metrics["step"], stopped_by=metrics.get("stopped_by", {}).get("value"),
+    row.update(step=metrics["step"], stopped_by=metrics.get("stopped_by"),
                steps_per_sec=metrics.get("perf/steps_per_sec", {}).get("value"),
                definition=evaluation.get("definition"))
     for metric in METRICS:

@@ -75,7 +75,7 @@ def test_text_experiments_train_a_few_steps(compose, tmp_path, corpus, experimen
     # The presets' 5 D updates per G update are kept for coco_relgan only: each is a rollout
     # in the traced graph, and tracing dominates these tests.
     d_steps = [] if experiment == "coco_relgan" else ["train.d_steps=1"]
-    cfg = compose(f"experiment={experiment}", *data, "train.steps=4", "train.pretrain_steps=2",
+    cfg = compose(*data, f"experiment={experiment}", "train.steps=4", "train.pretrain_steps=2",
                   "train.steps_per_call=2", "train.batch_size=8", "train.sample_grid=4",
                   *d_steps, *SHRINK)
     metrics = train_from_config(cfg, tmp_path)

@@ -147,10 +147,10 @@ def _final_metrics(window: MetricWindow, whole_run: MetricWindow, trainer, step:
     values.update({k: v for k, v in whole_run.means().items() if k.startswith("perf/")})
     return {
         "step": step,
-        "stopped_by": {"value": stopped_by,
-                       "definition": "what ended training: 'steps' (train.steps reached) or "
-                                     "'max_time' (the wall-clock budget train.max_time="
-                                     f"{options.max_time!r} of this process's training loop)"},
+        # What ended training, beside the step it reached: "steps" (train.steps) or
+        # "max_time" (the wall-clock budget, ganrun.budget). A plain string like "step", so
+        # every {"value", "definition"} entry stays a number.
+        "stopped_by": stopped_by,
         "wall_time_s": {"value": round(wall_seconds, 2),
                         "definition": "wall time of this process's training loop, seconds"},
         **{name: {"value": values[name], "definition": definitions[name]}
