@@ -71,7 +71,7 @@ def _cell(value, digits=3) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| preset | seed | FID (floor) | KID×1e3 (floor) | precision (floor) | "
+    head = ("| preset | seed | FID (floor) | KID (floor) | precision (floor) | "
             "recall (floor) | classes | steps reached | steps/s | wall | load before→after |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in rows:
@@ -79,11 +79,10 @@ def markdown(rows: list[dict]) -> str:
             lines.append(f"| {row['name']} | {row['seed']} | failed (exit "
                          f"{row['exit_code']}) |" + " |" * 8)
             continue
-        kid = row.get("kid")
         lines.append(
             f"| {row['name']} | {row['seed']} | {_cell(row.get('fid'))} "
-            f"({_cell(row.get('fid_floor'))}) | {_cell(kid and kid * 1e3)} "
-            f"({_cell(row.get('kid_floor') and row['kid_floor'] * 1e3)}) | "
+            f"({_cell(row.get('fid_floor'))}) | {_cell(row.get('kid'))} "
+            f"({_cell(row.get('kid_floor'))}) | "
             f"{_cell(row.get('precision'), 2)} ({_cell(row.get('precision_floor'), 2)}) | "
             f"{_cell(row.get('recall'), 2)} ({_cell(row.get('recall_floor'), 2)}) | "
             f"{_cell(row.get('classes_covered'))}/10 | {row.get('step')} | "

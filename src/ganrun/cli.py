@@ -6,6 +6,7 @@ Commands:
   eval    image metrics of a run against the test split, with floors (`ganrun eval run=<dir>`)
   calibrate  a classifier of real vs generated for guided sampling (`ganrun calibrate run=<dir>`)
   report  a sweep's parameters vs final metrics: Markdown, CSV, PNG (`ganrun report <dir>`)
+  dashboard  optuna-dashboard on a study, on 127.0.0.1 (`ganrun dashboard <sweep dir>`)
 
 Hydra parses the overrides and owns the run directory; this module (with `build.py`) is the
 only place that sees a Hydra config. Exit codes: 0 done, 2 a problem in the config or the data
@@ -126,7 +127,14 @@ def train_from_config(cfg: DictConfig, run_dir: Path) -> dict:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def _train(cfg: DictConfig):
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    return _guarded(lambda: _record_hparams(cfg, run_dir, train_from_config(cfg, run_dir)))
+    return _guarded(lambda: _train_job(cfg, run_dir))
+
+
+def _train_job(cfg: DictConfig, run_dir: Path) -> float | None:
+    from ganrun import pruning  # an Optuna trial's job reports to its trial (docs/sweeps.md)
+
+    with pruning.active_trial(HydraConfig.get().sweeper, cfg.objective.metric, cfg.train.steps):
+        return _record_hparams(cfg, run_dir, train_from_config(cfg, run_dir))
 
 
 def _record_hparams(cfg: DictConfig, run_dir: Path, metrics: dict) -> float | None:
@@ -238,8 +246,14 @@ def _report():
     sys.exit(report_main(sys.argv[1:], prog=sys.argv[0]))
 
 
+def _dashboard():
+    from ganrun.dashboard import main as dashboard_main  # optuna-dashboard on 127.0.0.1
+
+    sys.exit(dashboard_main(sys.argv[1:], prog=sys.argv[0]))
+
+
 COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "calibrate": _calibrate,
-            "report": _report}
+            "report": _report, "dashboard": _dashboard}
 
 
 def main() -> None:

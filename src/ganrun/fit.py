@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 from keras.optimizers.schedules import LearningRateSchedule
 
-from ganrun import distribute, guard, summaries
+from ganrun import distribute, guard, pruning, summaries
 from ganrun.budget import Budget, parse_duration
 from ganrun.checkpoints import Checkpoints
 from ganrun.train import METRIC_NAMES, AdversarialTrainer, grid_inputs
@@ -290,6 +290,7 @@ def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
             evaluation.periodic(trainer, step, writer, run_dir)
         if guard.stop_requested():  # SIGTERM / Ctrl-C: checkpoint, flush, raise TrainingStopped
             guard.stop_gracefully(checkpoints, writer, step, run_dir)
+        pruning.stop_if_pruned(checkpoints, writer, step, run_dir)  # an Optuna trial's pruner
         if budget.expired() and step < options.steps:
             stopped_by = "max_time"
             _stop_for_budget(trainer, checkpoints, writer, window, budget, step, run_dir,
