@@ -4,6 +4,7 @@ Commands:
   train   compose configs/train.yaml with the overrides and train (see `ganrun train --help`)
   sample  draw images from a run's latest checkpoint (`ganrun sample run=<dir> n=64 out=x.png`)
   eval    image metrics of a run against the test split, with floors (`ganrun eval run=<dir>`)
+  calibrate  a classifier of real vs generated for guided sampling (`ganrun calibrate run=<dir>`)
   report  a sweep's parameters vs final metrics: Markdown, CSV, PNG (`ganrun report <dir>`)
   dashboard  optuna-dashboard on a study, on 127.0.0.1 (`ganrun dashboard <sweep dir>`)
 
@@ -158,13 +159,38 @@ def _record_hparams(cfg: DictConfig, run_dir: Path, metrics: dict) -> float | No
     return None
 
 
+def _guide(cfg: DictConfig):
+    """The `guide:` node as checked GuideOptions (ganrun.guide)."""
+    from ganrun.guide import GuideOptions
+
+    values = OmegaConf.to_container(cfg.get("guide") or {"name": "none"}, resolve=True)
+    try:
+        return GuideOptions(**values)
+    except TypeError as exc:
+        raise GanrunError(f"guide has an unknown key ({exc}); see configs/guide/.") from None
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="calibrate")
+def _calibrate(cfg: DictConfig):
+    def task():
+        from ganrun.calibrate import calibrate_run, options_from
+
+        record = calibrate_run(Path(cfg.run), options_from(cfg))
+        print(f"held-out accuracy {record['accuracy']['value']:.4f}, ECE "
+              f"{record['ece']['value']:.4f} (before scaling {record['ece_raw']['value']:.4f}), "
+              f"{record['seconds']:.1f} s; written to {Path(cfg.run) / 'calibrated'}")
+
+    return _guarded(task)
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="sample")
 def _sample(cfg: DictConfig):
     from ganrun.sample import sample_to_file
 
     def task():
         out = sample_to_file(Path(cfg.run), int(cfg.n), cfg.out and Path(cfg.out), int(cfg.seed),
-                             str(cfg.checkpoint), cfg.label)
+                             str(cfg.checkpoint), cfg.label, _guide(cfg),
+                             float(cfg.get("temperature", 1.0)))
         print(f"Wrote {cfg.n} samples to {out}")
 
     return _guarded(task)
@@ -182,7 +208,11 @@ def _eval(cfg: DictConfig):
             raise GanrunError(f"{run_dir} is not a ganrun run directory (no experiment.yaml); "
                               "pass run=<the hydra.run.dir of a training run>.")
         # The run's own data, loaded as it was for training (checked against data_spec.json).
-        data = build.data(OmegaConf.load(experiment))
+        data, guide = build.data(OmegaConf.load(experiment)), _guide(cfg)
+        if guide.name != "none":  # metrics.json "eval_guided" (docs/guided-sampling.md)
+            print(_eval_guided(cfg, run_dir, data, guide, evaluator))
+            print(f"Written to {run_dir / 'metrics.json'} and {run_dir / 'tb'}.")
+            return
         if data.spec.kind == "text":  # BLEU, Self-BLEU, NLL and the temperature sweep
             print(evaluate_text_run_dir(run_dir, data, cfg.n, str(cfg.checkpoint), int(cfg.seed),
                                         cfg.get("temperatures")))
@@ -194,6 +224,22 @@ def _eval(cfg: DictConfig):
         print(f"Written to {run_dir / 'metrics.json'} and {run_dir / 'tb'}.")
 
     return _guarded(task)
+
+
+def _eval_guided(cfg: DictConfig, run_dir: Path, data, guide, evaluator) -> str:
+    """`ganrun eval guide=...`: the printed table of the guided metrics."""
+    from ganrun.evaluate.guided import evaluate_guided_images, evaluate_guided_text
+    from ganrun.evaluate.run_eval import format_table
+
+    if data.spec.kind == "text":
+        temperatures = cfg.get("temperatures")
+        return evaluate_guided_text(run_dir, data, cfg.n, str(cfg.checkpoint), int(cfg.seed),
+                                    list(temperatures) if temperatures else None, guide)
+    section = evaluate_guided_images(run_dir, data, cfg.n, str(cfg.checkpoint), evaluator,
+                                     int(cfg.seed), guide)
+    cost = section["guide"]
+    return (format_table(section) + f"\nguide={guide.name}: {cost['samples_per_second']:.1f} "
+            f"samples/s, acceptance {cost['acceptance']:.4f} ({cost['definition']})")
 
 
 def _report():
@@ -208,8 +254,8 @@ def _dashboard():
     sys.exit(dashboard_main(sys.argv[1:], prog=sys.argv[0]))
 
 
-COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "report": _report,
-            "dashboard": _dashboard}
+COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "calibrate": _calibrate,
+            "report": _report, "dashboard": _dashboard}
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ class-conditional run draws one class (`label=7`) or all classes in turn.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,26 @@ from ganrun.checkpoints import Checkpoints
 from ganrun.data.corpora import TextData
 from ganrun.data.spec import DataSpec
 from ganrun.data.text import Vocabulary
-from ganrun.errors import ConfigError, GanrunError
+from ganrun.errors import ConfigError, DataError, GanrunError
 from ganrun.sampling import class_labels, draw_ids, generate, grid_labels, num_classes
+
+
+def _identity(spec: DataSpec) -> tuple:
+    """What must agree between two loads of the same data (the file's SHA-256, not its path)."""
+    digest = re.search(r"sha256 ([0-9a-f]{64})", spec.source)
+    return (spec.kind, spec.name, tuple(spec.shape), spec.num_classes, spec.num_examples,
+            digest.group(1) if digest else spec.source)
+
+
+def check_same_data(run_dir: Path, data) -> None:
+    """Raise DataError unless `data` (ImageData or TextData) is the data the run in `run_dir`
+    was trained on."""
+    saved = DataSpec.from_json(run_dir / "data_spec.json")
+    if _identity(saved) != _identity(data.spec):
+        raise DataError(
+            f"the data loaded from {run_dir / 'experiment.yaml'} ({data.spec.source}) is not "
+            f"the data this run was trained on ({saved.source}); restore that file or point "
+            "data.path / GANRUN_DATA_DIR at it.")
 
 
 def load_generator(run_dir: Path, checkpoint: str = "latest"):
@@ -51,24 +70,41 @@ def load_generator(run_dir: Path, checkpoint: str = "latest"):
 
 
 def sample_to_file(run_dir: Path, count: int, out: Path | None, seed: int = 0,
-                   checkpoint: str = "latest", label: int | None = None) -> Path:
+                   checkpoint: str = "latest", label: int | None = None, guide=None,
+                   temperature: float = 1.0) -> Path:
     """Write `count` samples to `out` (.npz with key "images", or a .png grid); for a
-    conditional run, of class `label`, or (label None) a grid with one row per class."""
+    conditional run, of class `label`, or (label None) a grid with one row per class.
+    `guide` (ganrun.guide.GuideOptions, None = unguided) picks among generator proposals
+    with the run's calibrated classifier; `temperature` is for text runs."""
     if count <= 0:
         raise ConfigError(f"n={count} must be a positive number of images.")
     spec_path = run_dir / "data_spec.json"
     if spec_path.is_file() and DataSpec.from_json(spec_path).kind == "text":
-        return text_to_file(run_dir, count, out, seed, checkpoint, label)
+        return text_to_file(run_dir, count, out, seed, checkpoint, label, guide, temperature)
+    if temperature != 1.0:
+        raise ConfigError("temperature= is for text runs; drop it for an image run.")
     out = out or run_dir / "samples" / f"sample_seed{seed}.png"
     if out.suffix not in (".npz", ".png"):
         raise ConfigError(f"out={out} must end in .npz (arrays) or .png (a grid).")
     generator, pixel_range, _ = load_generator(run_dir, checkpoint)
     frequencies = DataSpec.from_json(spec_path).class_frequencies if spec_path.is_file() else ()
     labels, columns = class_labels(generator, count, label, frequencies), None
+    if guide is not None and guide.name != "none":
+        from ganrun.guide_sources import draw_guided  # noqa: PLC0415
+
+        # Guided outputs keep the label each accepted proposal was drawn with.
+        arrays, _ = draw_guided(run_dir, checkpoint, guide, count, seed, label=label)
+        images, labels = arrays[0], (arrays[1] if len(arrays) > 1 else None)
+        return _write_images(out, images, labels, None)
     if labels is not None and label is None and out.suffix == ".png":
         labels, columns = grid_labels(count, num_classes(generator))  # a row per class
         count = len(labels)
     images = generate(generator, pixel_range, count, seed, labels)
+    return _write_images(out, images, labels, columns)
+
+
+def _write_images(out: Path, images: np.ndarray, labels: np.ndarray | None,
+                  columns: int | None) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".png":
         summaries.write_png(out, summaries.image_grid(images, columns))
@@ -80,7 +116,8 @@ def sample_to_file(run_dir: Path, count: int, out: Path | None, seed: int = 0,
 
 
 def text_to_file(run_dir: Path, count: int, out: Path | None, seed: int = 0,
-                 checkpoint: str = "latest", label: int | None = None) -> Path:
+                 checkpoint: str = "latest", label: int | None = None, guide=None,
+                 temperature: float = 1.0) -> Path:
     """A text run's `count` sentences, one a line, to `out` (.txt; default
     <run>/samples/sample_seed<seed>.txt), decoded with the run's vocab.json. relgan samples at
     temperature 1 from `seed`; wgan_char takes the argmax per position for the latents of
@@ -98,7 +135,12 @@ def text_to_file(run_dir: Path, count: int, out: Path | None, seed: int = 0,
     decoder = TextData(spec, np.zeros((0, 0)), np.zeros((0, 0)), [], [],
                        Vocabulary.from_json(vocab_path) if vocab_path.is_file() else None, "",
                        separator="" if OmegaConf.select(cfg, "data.level") == "char" else " ")
-    ids, _ = draw_ids(generator, count, seed)
+    if guide is not None and guide.name != "none":
+        from ganrun.guide_sources import draw_guided  # noqa: PLC0415
+
+        ids = draw_guided(run_dir, checkpoint, guide, count, seed, temperature)[0][0]
+    else:
+        ids, _ = draw_ids(generator, count, seed, temperature)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(decoder.text(row) + "\n" for row in ids), encoding="utf-8")
     return out

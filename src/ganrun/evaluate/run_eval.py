@@ -10,7 +10,6 @@ one, leaving the training entries alone — and to TensorBoard (`eval/<metric>` 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import tensorflow as tf
@@ -18,31 +17,13 @@ import tensorflow as tf
 from ganrun import summaries
 from ganrun.data.corpora import TextData
 from ganrun.data.images import ImageData
-from ganrun.data.spec import DataSpec
-from ganrun.errors import ConfigError, DataError
+from ganrun.errors import ConfigError
 from ganrun.evaluate import scores, text
 from ganrun.evaluate.during_training import write_section
 from ganrun.evaluate.feature_net import EvaluatorOptions, load_or_train
 from ganrun.jsonfile import update_json
-from ganrun.sample import load_generator
+from ganrun.sample import check_same_data, load_generator
 from ganrun.sampling import generate, num_classes
-
-
-def _identity(spec: DataSpec) -> tuple:
-    """What must agree between two loads of the same data (the file's SHA-256, not its path)."""
-    digest = re.search(r"sha256 ([0-9a-f]{64})", spec.source)
-    return (spec.kind, spec.name, tuple(spec.shape), spec.num_classes, spec.num_examples,
-            digest.group(1) if digest else spec.source)
-
-
-def check_same_data(run_dir: Path, data: ImageData) -> None:
-    """Raise DataError unless `data` is the data the run in `run_dir` was trained on."""
-    saved = DataSpec.from_json(run_dir / "data_spec.json")
-    if _identity(saved) != _identity(data.spec):
-        raise DataError(
-            f"the data loaded from {run_dir / 'experiment.yaml'} ({data.spec.source}) is not "
-            f"the data this run was trained on ({saved.source}); restore that file or point "
-            "data.path / GANRUN_DATA_DIR at it.")
 
 
 def _step_of(checkpoint_path: str) -> int:

@@ -79,9 +79,10 @@ def _nll_entries(generator, data: TextData, ids: np.ndarray, n_test: int) -> dic
 
 def generator_section(generator, data: TextData, n: int, temperature: float = 1.0,
                       seed: int = 0, pool_size: int = 10000, n_test: int | None = None,
-                      with_nll: bool = True) -> dict:
-    """Every text metric of `n` samples drawn at `temperature` with `seed`."""
-    ids, drawn = draw_ids(generator, n, seed, temperature)
+                      with_nll: bool = True, draw=None) -> dict:
+    """Every text metric of `n` samples drawn at `temperature` with `seed`; `draw` replaces
+    `draw_ids` (same signature; ganrun.evaluate.guided's guided sampling)."""
+    ids, drawn = (draw or draw_ids)(generator, n, seed, temperature)
     tokens = [data.decode(row) for row in ids]
     section = {"temperature": temperature, **bleu_entries(tokens, data, pool_size)}
     has_nll = autoregressive(generator)
@@ -114,30 +115,37 @@ def flat(section: dict, prefix: str) -> dict[str, float]:
 
 
 def temperature_sweep(generator, data: TextData, temperatures, n: int, seed: int,
-                      pool_size: int, plot: Path | None = None) -> dict:
+                      pool_size: int, plot: Path | None = None, draw=None) -> dict:
     """Sections per temperature plus the training data's row; optional PNG of BLEU-5 vs
-    Self-BLEU-5 (the quality-diversity curve: up = better quality, left = more diverse)."""
+    Self-BLEU-5 (the quality-diversity curve: up = better quality, left = more diverse).
+    `draw`: as in generator_section."""
     rows = {f"{t:g}": generator_section(generator, data, n, float(t), seed, pool_size,
-                                        with_nll=False) for t in temperatures}
+                                        with_nll=False, draw=draw) for t in temperatures}
     result = {"temperatures": rows, "training_data": data_section(data, n, pool_size)}
     if plot is not None:
         plot_sweep(result, plot)
     return result
 
 
-def plot_sweep(result: dict, path: Path) -> None:
+def plot_sweep(result: dict, path: Path, guided: dict | None = None,
+               guided_label: str = "guided") -> None:
+    """The PNG of `temperature_sweep`'s result; `guided` (another sweep's result) is drawn as
+    a second curve on the same axes."""
     import matplotlib  # noqa: PLC0415 (only the sweep needs it)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    rows = result["temperatures"]
-    xs = [row["self_bleu5"]["value"] for row in rows.values()]
-    ys = [row["bleu5"]["value"] for row in rows.values()]
     figure, axes = plt.subplots(figsize=(5, 4))
-    axes.plot(xs, ys, "o-", label="generator, temperature sweep")
-    for label, x, y in zip(rows, xs, ys, strict=True):
-        axes.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    curves = [(result, "o-", "generator, temperature sweep")]
+    curves += [(guided, "s--", f"{guided_label}, temperature sweep")] if guided else []
+    for sweep, style, name in curves:
+        rows = sweep["temperatures"]
+        xs = [row["self_bleu5"]["value"] for row in rows.values()]
+        ys = [row["bleu5"]["value"] for row in rows.values()]
+        axes.plot(xs, ys, style, label=name)
+        for label, x, y in zip(rows, xs, ys, strict=True):
+            axes.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     real = result["training_data"]
     axes.plot([real["self_bleu5"]["value"]], [real["bleu5"]["value"]], "k*", markersize=12,
               label="training data")

@@ -1,0 +1,203 @@
+"""Discriminator-guided sampling: pick among generator proposals with a calibrated classifier.
+
+A classifier trained with logistic loss to tell real data (label 1) from the generator's
+samples (label 0), on balanced classes, has logit(x) = log p_data(x) / p_g(x) at its optimum,
+so exp(logit) is a density ratio. The guides below turn generator proposals into samples of
+(approximately) p_g(x) * exp(logit(x)) / Z, which is p_data when the ratio is exact:
+
+  none  every proposal is kept (the plain generator).
+  drs   Discriminator Rejection Sampling (Azadi et al. 2019, arXiv:1810.06758): accept x with
+        probability sigmoid(F(x) - gamma), F = l - l_max - log(1 - exp(l - l_max - eps)),
+        l = logit, l_max its maximum (estimated on a burn-in batch, raised when a proposal
+        exceeds it). gamma is solved (bisection) so that the mean acceptance probability on the
+        burn-in batch equals `accept`; the paper's gamma is a percentile of F, chosen for the
+        same purpose.
+  mh    independence Metropolis-Hastings (Turner et al. 2019, arXiv:1811.11357): one chain per
+        output, started at a generator proposal; each of `steps` proposals x' replaces the
+        state x with probability min(1, exp(l(x') - l(x))); the output is the final state.
+  is    self-normalised importance resampling (the residual-EBM view, Deng et al. 2020,
+        arXiv:2004.11714): per output, `candidates` proposals, one kept with probability
+        softmax(l) over them.
+
+Everything here is numpy over a `propose(count, seed) -> (arrays, logits)` callable: arrays is
+a list of numpy arrays whose first axis is `count` (images, labels, token ids...), logits
+float (count,) are the calibrated logits of those proposals. The same seed always gives the
+same samples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from ganrun.errors import ConfigError
+
+GUIDES = ("none", "drs", "mh", "is")
+Propose = Callable[[int, int], tuple[list[np.ndarray], np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class GuideOptions:
+    """The `guide:` config node (configs/guide/<name>.yaml)."""
+
+    name: str = "none"
+    accept: float = 0.1        # drs: target mean acceptance probability on the burn-in batch
+    burn_in: int = 10000       # drs: proposals scored to estimate l_max and gamma
+    epsilon: float = 1e-6      # drs: keeps log(1 - exp(...)) finite at l = l_max
+    steps: int = 20            # mh: proposals per chain after its first state
+    candidates: int = 10       # is: proposals per output
+    batch: int = 2000          # proposals generated and scored per call (memory bound)
+
+    def __post_init__(self):
+        if self.name not in GUIDES:
+            raise ConfigError(f"guide={self.name!r} is not a guide; use one of "
+                              f"{', '.join(GUIDES)}.")
+        if not 0.0 < self.accept <= 1.0:
+            raise ConfigError(f"guide.accept={self.accept} must be in (0, 1].")
+        for key in ("burn_in", "steps", "candidates", "batch"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"guide.{key}={value!r} must be a positive integer.")
+        if not 0.0 < self.epsilon < 1.0:
+            raise ConfigError(f"guide.epsilon={self.epsilon} must be in (0, 1).")
+
+    def definition(self) -> str:
+        """One sentence saying what the guide does with these settings."""
+        return {
+            "none": "unguided: every generator proposal is kept",
+            "drs": f"discriminator rejection sampling (Azadi et al. 2019), gamma set for a mean "
+                   f"acceptance of {self.accept} on {self.burn_in} burn-in proposals, "
+                   f"epsilon {self.epsilon}",
+            "mh": f"independence Metropolis-Hastings (Turner et al. 2019), one chain of "
+                  f"{self.steps} proposals after its first state per output, last state kept",
+            "is": f"self-normalised importance resampling: one of {self.candidates} proposals "
+                  "per output, drawn with probability softmax(calibrated logit)",
+        }[self.name]
+
+
+def sub_seed(seed: int, index: int) -> int:
+    """A distinct int seed per proposal call, so no two calls share their randomness."""
+    return (int(seed) * 1_000_003 + 7919 * (index + 1)) % (2**31 - 1)
+
+
+def drs_scores(logits: np.ndarray, logit_max: float, epsilon: float) -> np.ndarray:
+    """F(x) of DRS for float logits (n,): l - l_max - log(1 - exp(l - l_max - eps))."""
+    shifted = np.minimum(np.asarray(logits, np.float64) - logit_max, 0.0) - epsilon
+    return shifted + epsilon - np.log(-np.expm1(shifted))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, np.float64)))  # stable for any |x|
+
+
+def solve_gamma(scores: np.ndarray, accept: float) -> float:
+    """gamma with mean(sigmoid(scores - gamma)) = accept (bisection; the mean falls as
+    gamma rises)."""
+    low, high = float(np.min(scores)) - 50.0, float(np.max(scores)) + 50.0
+    for _ in range(100):
+        middle = 0.5 * (low + high)
+        if sigmoid(scores - middle).mean() > accept:
+            low = middle
+        else:
+            high = middle
+    return 0.5 * (low + high)
+
+
+def _take(parts: list[list[np.ndarray]], n: int) -> list[np.ndarray]:
+    """The first n rows of each array kind, concatenated over the collected parts."""
+    return [np.concatenate([part[k] for part in parts])[:n] for k in range(len(parts[0]))]
+
+
+def _drs(propose: Propose, n: int, options: GuideOptions, seed: int,
+         rng: np.random.Generator) -> tuple[list[np.ndarray], dict]:
+    _, burn_logits = propose(options.burn_in, sub_seed(seed, 0))
+    logit_max = float(np.max(burn_logits))
+    gamma = solve_gamma(drs_scores(burn_logits, logit_max, options.epsilon), options.accept)
+    kept, proposals, accepted, index = [], options.burn_in, 0, 1
+    while accepted < n:
+        arrays, logits = propose(options.batch, sub_seed(seed, index))
+        logit_max = max(logit_max, float(np.max(logits)))  # the paper's update of l_max
+        chosen = rng.random(len(logits)) < sigmoid(
+            drs_scores(logits, logit_max, options.epsilon) - gamma)
+        kept.append([array[chosen] for array in arrays])
+        proposals, accepted, index = proposals + len(logits), accepted + int(chosen.sum()), \
+            index + 1
+        if index > 10_000 + 10 * n / max(options.accept * options.batch, 1):
+            raise ConfigError(f"guide=drs accepted {accepted} of {proposals} proposals; raise "
+                              "guide.accept.")
+    return _take(kept, n), {"gamma": gamma, "logit_max": logit_max, "proposals": proposals,
+                            "acceptance": (accepted / (proposals - options.burn_in))}
+
+
+def _mh(propose: Propose, n: int, options: GuideOptions, seed: int,
+        rng: np.random.Generator) -> tuple[list[np.ndarray], dict]:
+    parts, moves, index = [], 0, 0
+    for start in range(0, n, options.batch):
+        count = min(options.batch, n - start)
+        state, state_logits = propose(count, sub_seed(seed, index))
+        index += 1
+        for _ in range(options.steps):
+            candidate, logits = propose(count, sub_seed(seed, index))
+            index += 1
+            move = np.log(rng.random(count)) < logits - state_logits  # min(1, ratio)
+            state = [np.where(move.reshape((-1,) + (1,) * (s.ndim - 1)), c, s)
+                     for s, c in zip(state, candidate, strict=True)]
+            state_logits = np.where(move, logits, state_logits)
+            moves += int(move.sum())
+        parts.append(state)
+    return _take(parts, n), {"proposals": n * (options.steps + 1),
+                             "acceptance": moves / (n * options.steps)}
+
+
+def importance_indices(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """For float logits (m, N): one column per row drawn with probability softmax(row)."""
+    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+    cumulative = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
+    draws = rng.random((len(logits), 1))
+    return np.minimum((cumulative < draws).sum(axis=1), logits.shape[1] - 1)
+
+
+def _importance(propose: Propose, n: int, options: GuideOptions, seed: int,
+                rng: np.random.Generator) -> tuple[list[np.ndarray], dict]:
+    parts, per_call = [], max(1, options.batch // options.candidates)
+    weights_ess = []
+    for index, start in enumerate(range(0, n, per_call)):
+        count = min(per_call, n - start)
+        arrays, logits = propose(count * options.candidates, sub_seed(seed, index))
+        logits = np.asarray(logits, np.float64).reshape(count, options.candidates)
+        rows = np.arange(count) * options.candidates + importance_indices(logits, rng)
+        parts.append([array[rows] for array in arrays])
+        weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+        weights_ess.append(weights.sum(1) ** 2 / (weights ** 2).sum(1))
+    return _take(parts, n), {"proposals": n * options.candidates,
+                             "acceptance": 1.0 / options.candidates,
+                             "effective_sample_size": float(np.concatenate(weights_ess).mean())}
+
+
+def guided_sample(propose: Propose, n: int, options: GuideOptions, seed: int = 0
+                  ) -> tuple[list[np.ndarray], dict]:
+    """n samples (the arrays `propose` returns, n rows each) and the cost record: proposals
+    drawn, acceptance (drs: accepted / proposed after burn-in; mh: accepted moves / proposed
+    moves; is: 1 / candidates; none: 1), seconds and samples_per_second (outputs / wall
+    seconds, proposing and scoring included)."""
+    rng, started = np.random.default_rng([int(seed), 0x6D1DE]), time.perf_counter()
+    if options.name == "none":
+        arrays, _ = propose(n, sub_seed(seed, 0))
+        arrays, stats = [np.asarray(a) for a in arrays], {"proposals": n, "acceptance": 1.0}
+    else:
+        method = {"drs": _drs, "mh": _mh, "is": _importance}[options.name]
+        arrays, stats = method(propose, n, options, seed, rng)
+    seconds = time.perf_counter() - started
+    return arrays, {"guide": options.name, "definition": options.definition(), **stats,
+                    "samples": n, "seconds": seconds, "samples_per_second": n / seconds}
+
+
+COST_DEFINITIONS = {
+    "acceptance": "drs: accepted / proposed after the burn-in; mh: accepted moves / proposed "
+                  "moves; is: 1 / candidates (one output per candidate set); none: 1",
+    "samples_per_second": "guided outputs / wall seconds, generating and scoring every "
+                          "proposal (and the drs burn-in) included",
+}
