@@ -110,7 +110,8 @@ def config_problem(config_dir: str, config_name: str, args: list[str]) -> str | 
         return None
     except OverrideParseException as exc:
         return f"an override could not be parsed ({str(exc).splitlines()[0]}); write " \
-               "overrides as key=value (see ganrun --help)."
+               "overrides as key=value, quoting a value with spaces or non-ASCII characters " \
+               "(key='a value', see ganrun --help)."
     except Exception:  # noqa: BLE001 (anything else: Hydra reports it as before)
         return None
     return _targets_problem(cfg)

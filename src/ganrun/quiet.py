@@ -27,7 +27,10 @@ import sys
 # C++ log lines: severity letter, MMDD, time, thread id, file:line]
 _CPP_LINE = re.compile(rb"^([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^ \]]+:\d+\] ")
 _LEVELS = {b"I": 0, b"W": 1, b"E": 2, b"F": 3}
-_ABSL_NOTE = b"WARNING: All log messages before absl::InitializeLog() is called"
+# Lines without the C++ prefix that belong to dropped INFO/WARNING lines: absl's note before its
+# first lines, and the second line of the CPU-feature INFO message.
+_UNPREFIXED_NOISE = (b"WARNING: All log messages before absl::InitializeLog() is called",
+                     b"To enable the following instructions: ")
 HARMLESS = (
     re.compile(rb"remapper failed"),  # grappler could not fuse some ops; the graph runs as is
     re.compile(rb"failed call to cuInit"),  # no GPU driver on a CPU machine
@@ -44,8 +47,8 @@ def verbose_requested(args: list[str]) -> bool:
 def keep(line: bytes, min_level: int) -> bool:
     """Whether a line written to stderr reaches the terminal."""
     found = _CPP_LINE.match(line)
-    if not found:  # absl's note that precedes its first lines says nothing either
-        return min_level < 2 or not line.startswith(_ABSL_NOTE)
+    if not found:
+        return min_level < 2 or not line.startswith(_UNPREFIXED_NOISE)
     return _LEVELS[found.group(1)] >= min_level and not any(p.search(line) for p in HARMLESS)
 
 

@@ -12,7 +12,7 @@ Allowed:
 - builders in ganrun's builder modules (`BUILDER_MODULES`: data loaders, models, losses,
   trainers), as a top-level function or class of that module — not a method
   (`...TextData.save`), not something the module merely imported;
-- the Keras optimizers (`keras.optimizers.<Name>`, classes only);
+- the Keras optimizers (`keras.optimizers.<Name>`, the classes in KERAS_OPTIMIZERS);
 - in the `hydra:` node only (what Hydra itself instantiates: launchers, sweepers,
   callbacks), Hydra's plugins, Optuna's samplers and ganrun's sweep callback;
 - whatever the user registers in the environment variable `GANRUN_EXTRA_TARGETS`: a
@@ -25,10 +25,12 @@ No TensorFlow import: the CLI checks command-line configs with this before Hydra
 
 from __future__ import annotations
 
-import importlib
-import inspect
+import ast
+import functools
+import importlib.util
 import os
 import re
+from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -48,7 +50,10 @@ NOT_BUILDERS = frozenset({
     "ganrun.data.images.download_mnist", "ganrun.data.images.sha256_of",
     "ganrun.text_train.write_text_samples",
 })
-KERAS_OPTIMIZERS = "keras.optimizers."
+# Keras 3's optimizer classes, by name (importing Keras to look would load TensorFlow).
+KERAS_OPTIMIZERS = frozenset(f"keras.optimizers.{name}" for name in (
+    "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb", "Lion",
+    "Nadam", "RMSprop", "SGD"))
 # Only under `hydra:` (Hydra instantiates these itself, before ganrun's code runs).
 HYDRA_PREFIXES = ("hydra._internal.core_plugins.", "hydra_plugins.", "optuna.samplers.")
 HYDRA_TARGETS = frozenset({"ganrun.cli.SweepComposed"})
@@ -59,31 +64,32 @@ _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 def _extra_targets() -> tuple[set[str], tuple[str, ...]]:
     """(exact targets, module prefixes) the user registered in GANRUN_EXTRA_TARGETS."""
     entries = [e.strip() for e in os.environ.get(EXTRA_VARIABLE, "").split(",") if e.strip()]
-    prefixes = tuple(e[:-1] for e in entries if e.endswith(".*"))
+    prefixes = tuple(e[:-2] for e in entries if e.endswith(".*"))
     return {e for e in entries if not e.endswith(".*")}, prefixes
 
 
+@functools.cache
+def _builders(module_name: str) -> frozenset[str]:
+    """The public top-level functions and classes defined in a module's source, found by
+    parsing it (not importing it: the CLI checks configs before TensorFlow is loaded)."""
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return frozenset()
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    return frozenset(node.name for node in tree.body
+                     if isinstance(node, ast.FunctionDef | ast.ClassDef)
+                     and not node.name.startswith("_"))
+
+
 def _is_builder(target: str) -> bool:
-    """A top-level function or class defined in one of BUILDER_MODULES (imported to check:
-    importing ganrun's own modules runs no user code)."""
+    """A public top-level function or class defined in one of BUILDER_MODULES."""
     module_name, _, name = target.rpartition(".")
-    if module_name not in BUILDER_MODULES or target in NOT_BUILDERS or name.startswith("_"):
+    if module_name not in BUILDER_MODULES or target in NOT_BUILDERS:
         return False
     try:
-        value = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError):
+        return name in _builders(module_name)
+    except (ImportError, OSError, SyntaxError, ValueError):
         return False
-    return ((inspect.isfunction(value) or inspect.isclass(value))
-            and value.__module__ == module_name)
-
-
-def _is_keras_optimizer(target: str) -> bool:
-    if not target.startswith(KERAS_OPTIMIZERS) or target.count(".") != 2:
-        return False
-    import keras  # noqa: PLC0415 (only when a config names a Keras optimizer)
-
-    value = getattr(keras.optimizers, target.rsplit(".", 1)[-1], None)
-    return inspect.isclass(value) and issubclass(value, keras.optimizers.Optimizer)
 
 
 def allowed(target: object, in_hydra_node: bool = False) -> bool:
@@ -95,7 +101,7 @@ def allowed(target: object, in_hydra_node: bool = False) -> bool:
         return True
     if in_hydra_node and (target in HYDRA_TARGETS or target.startswith(HYDRA_PREFIXES)):
         return True
-    return _is_builder(target) or _is_keras_optimizer(target)
+    return target in KERAS_OPTIMIZERS or _is_builder(target)
 
 
 def _walk(node, key: str):
