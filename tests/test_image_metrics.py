@@ -317,3 +317,24 @@ def test_precision_recall_validates_inputs():
         im.precision_recall(rng.normal(size=(3, 2)), rng.normal(size=(10, 2)), k=3)
     with pytest.raises(ValueError, match="k must be at least 1"):
         im.precision_recall(rng.normal(size=(10, 2)), rng.normal(size=(10, 2)), k=0)
+
+
+def test_unconditional_samples_of_a_conditional_generator_follow_the_class_proportions():
+    from ganrun.sample import proportional_labels
+
+    labels = proportional_labels(1000, (0.5, 0.3, 0.2))
+    assert np.bincount(labels).tolist() == [500, 300, 200]
+    odd = proportional_labels(7, (0.1, 0.45, 0.45))  # largest remainders: exact to one image
+    assert len(odd) == 7 and np.abs(np.bincount(odd, minlength=3) - np.array(
+        [0.7, 3.15, 3.15])).max() < 1
+
+
+def test_the_data_spec_records_the_training_labels_class_frequencies(tmp_path):
+    from ganrun.data.images import make_fake_images
+    from ganrun.data.spec import DataSpec
+
+    data = make_fake_images(num_examples=200, seed=3)
+    expected = np.bincount(data.y_train, minlength=data.spec.num_classes) / 200
+    np.testing.assert_allclose(data.spec.class_frequencies, expected, atol=1e-6)
+    data.spec.to_json(tmp_path / "spec.json")
+    assert DataSpec.from_json(tmp_path / "spec.json") == data.spec

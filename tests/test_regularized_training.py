@@ -8,6 +8,7 @@ import tensorflow as tf
 from ganrun import sample
 from ganrun.checkpoints import Checkpoints
 from ganrun.cli import train_from_config
+from ganrun.ema import GeneratorEMA
 from ganrun.errors import ConfigError
 from ganrun.fit import fit
 from tests.conftest import make_trainer, training_state
@@ -137,3 +138,33 @@ def test_conditional_samples_one_row_per_class_and_one_label(compose, tmp_path):
     trainer.checkpoint.restore(str(tmp_path / "checkpoints" / "ckpt-4"))
     for expected, actual in zip(trainer.ema.model.weights, generator.weights, strict=True):
         np.testing.assert_array_equal(actual.numpy(), expected.numpy())
+
+
+def test_ema_keeps_standing_batch_norm_statistics_of_its_own_weights():
+    # The average's moving statistics come from running the average itself in training
+    # mode on the step's inputs, not from the live generator (whose weights differ).
+    import keras
+
+    inputs = keras.Input((3,))
+    x = keras.layers.Dense(4, name="dense")(inputs)
+    generator = keras.Model(inputs, keras.layers.BatchNormalization(name="bn")(x))
+    ema = GeneratorEMA(generator, decay=0.5)
+    generator.get_layer("dense").kernel.assign(np.ones((3, 4), np.float32))
+    z = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    ema.update(z)
+    average_dense = ema.model.get_layer("dense")
+    batch_mean = (z @ average_dense.kernel.numpy() + average_dense.bias.numpy()).mean(0)
+    momentum = ema.model.get_layer("bn").momentum
+    np.testing.assert_allclose(ema.model.get_layer("bn").moving_mean.numpy(),
+                               (1 - momentum) * batch_mean, rtol=1e-5, atol=1e-6)
+    assert np.all(generator.get_layer("bn").moving_mean.numpy() == 0)  # the live G's untouched
+
+
+def test_a_generator_without_batch_norm_needs_no_inputs_for_its_average():
+    import keras
+
+    inputs = keras.Input((3,))
+    generator = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    ema = GeneratorEMA(generator, decay=0.9)
+    ema.update()  # no standing statistics to keep
+    assert not ema.has_batch_norm

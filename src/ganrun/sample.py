@@ -61,8 +61,26 @@ def num_classes(generator) -> int:
     return generator.get_layer("label_embedding").input_dim if len(generator.inputs) > 1 else 0
 
 
-def class_labels(generator, count: int, label: int | None = None) -> np.ndarray | None:
-    """int32 (count,) labels for a conditional generator: all `label`, or 0..K-1 in turn."""
+def proportional_labels(count: int, frequencies) -> np.ndarray:
+    """int32 (count,) labels, class k repeated in proportion to frequencies[k] (largest
+    remainders, so the counts are exact to one image), sorted by class."""
+    counts = _proportional_counts(count, frequencies)
+    return np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+
+
+def _proportional_counts(count: int, frequencies) -> np.ndarray:
+    """int64 (K,) images per class of proportional_labels(count, frequencies)."""
+    shares = np.asarray(frequencies, np.float64) / np.sum(frequencies) * count
+    counts = np.floor(shares).astype(np.int64)
+    counts[np.argsort(counts - shares)[: count - counts.sum()]] += 1
+    return counts
+
+
+def class_labels(generator, count: int, label: int | None = None,
+                 frequencies=()) -> np.ndarray | None:
+    """int32 (count,) labels for a conditional generator: all `label`; without one, in the
+    training data's class proportions (`frequencies`, DataSpec.class_frequencies) when
+    known, else 0..K-1 in turn."""
     classes = num_classes(generator)
     if not classes:
         if label is not None:
@@ -73,30 +91,36 @@ def class_labels(generator, count: int, label: int | None = None) -> np.ndarray 
         raise ConfigError(f"label={label} is not a class of this run; use 0..{classes - 1}.")
     if label is not None:
         return np.full(count, int(label), np.int32)
+    if len(frequencies) == classes:
+        return proportional_labels(count, frequencies)
     return (np.arange(count) % classes).astype(np.int32)
 
 
 def generate(generator, pixel_range, count: int, seed: int,
-             labels: np.ndarray | None = None) -> np.ndarray:
+             labels: np.ndarray | None = None, frequencies=()) -> np.ndarray:
     """float32 (count, H, W, C) images in [0, 1] from latents fixed by `seed`; a conditional
-    generator gets `labels` (default: classes 0..K-1 in turn, so every class is equally
-    represented)."""
+    generator gets `labels` (default: see class_labels, with the data's `frequencies`)."""
     if labels is None:
-        labels = class_labels(generator, count)
+        labels = class_labels(generator, count, frequencies=frequencies)
     chunks = image_chunks(generator, pixel_range, count, seed, CHUNK,
                           lambda start, stop: None if labels is None else labels[start:stop])
     return np.concatenate(list(chunks))
 
 
-def labels_of_rows(generator, label: int | None):
-    """`labels(start, stop)` for rows of a sample: None (unconditional), all `label`, or
-    classes 0..K-1 in turn, computed per chunk so memory does not grow with n."""
+def labels_of_rows(generator, label: int | None, count: int, frequencies=()):
+    """`labels(start, stop)`: rows start..stop-1 of `class_labels(generator, count, label,
+    frequencies)` (None when unconditional), computed per chunk so memory does not grow
+    with `count`."""
     classes = num_classes(generator)
     class_labels(generator, 1, label)  # checks `label` against the run
     if not classes:
         return lambda start, stop: None
     if label is not None:
         return lambda start, stop: np.full(stop - start, int(label), np.int32)
+    if len(frequencies) == classes:  # proportional_labels' runs of each class, by their ends
+        ends = np.cumsum(_proportional_counts(count, frequencies))
+        return lambda start, stop: np.searchsorted(ends, np.arange(start, stop),
+                                                   side="right").astype(np.int32)
     return lambda start, stop: (np.arange(start, stop) % classes).astype(np.int32)
 
 
@@ -113,7 +137,8 @@ def sample_to_file(run_dir: Path, count: int, out: Path | None, seed: int = 0,
     if out.suffix not in (".npz", ".png"):
         raise ConfigError(f"out={out} must end in .npz (arrays) or .png (a grid).")
     generator, pixel_range, _ = load_generator(run_dir, checkpoint)
-    labels = labels_of_rows(generator, label)
+    frequencies = DataSpec.from_json(spec_path).class_frequencies if spec_path.is_file() else ()
+    labels = labels_of_rows(generator, label, count, frequencies)
     shape = tuple(int(d) for d in generator.outputs[0].shape[1:])
     check_fits(out, count, shape, labels(0, 1) is not None)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -313,7 +313,8 @@ class AdversarialTrainer:
                 real, labels, noise, update_index)
         g_loss = self._generator_update(real, labels, noise)
         if self.ema:
-            self.ema.update()
+            latents = self._latents()
+            self.ema.update(latents if labels is None else [latents, labels])
         metrics = [d_loss, g_loss, tf.reduce_mean(real_logits), tf.reduce_mean(fake_logits)]
         return tf.stack(metrics + ([penalty] if self.regularization.has_penalty else []))
 

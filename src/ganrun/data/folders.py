@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ganrun.data.images import ImageData, load_keras_npz, sha256_of
-from ganrun.data.spec import DataSpec, check_fits_memory
+from ganrun.data.spec import DataSpec, check_fits_memory, label_frequencies
 from ganrun.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -109,8 +109,9 @@ def load_image_folder(path: str | None, size: list[int] | None = None, channels:
         raise DataError(f"{root} holds images of different {what} ({shapes[0]} and "
                         f"{shapes[-1]}, ...); set {fix}.")
     x_train = np.stack(images)
+    classes = 0 if labels is None else int(labels.max()) + 1
     spec = DataSpec(kind="image", name=name or root.name, shape=tuple(x_train.shape[1:]),
-                    num_classes=0 if labels is None else int(labels.max()) + 1,
+                    num_classes=classes, class_frequencies=label_frequencies(labels, classes),
                     num_examples=len(files), source=f"{root.resolve()} ({len(files)} files, "
                     f"first {files[0].name} sha256 {sha256_of(files[0])[:12]})")
     return ImageData(x_train, labels, None, None, spec)

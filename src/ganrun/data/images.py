@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganrun.data.spec import MAX_CLASSES, DataSpec, check_fits_memory
+from ganrun.data.spec import MAX_CLASSES, DataSpec, check_fits_memory, label_frequencies
 from ganrun.errors import DataError
 
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
@@ -139,7 +139,8 @@ def load_keras_npz(path: str | Path, name: str) -> ImageData:
     num_classes = int(max(y.max() for y in labels)) + 1 if labels else 0
     spec = DataSpec(kind="image", name=name, shape=tuple(int(d) for d in x_train.shape[1:]),
                     num_classes=num_classes, num_examples=int(x_train.shape[0]),
-                    source=f"{path.resolve()} (sha256 {sha256_of(path)})")
+                    source=f"{path.resolve()} (sha256 {sha256_of(path)})",
+                    class_frequencies=label_frequencies(y_train, num_classes))
     return ImageData(x_train, y_train, x_test, y_test, spec)
 
 
@@ -215,6 +216,7 @@ def make_fake_images(num_examples: int = 256, height: int = 28, width: int = 28,
         images[index, row:row + 4, width // 4: 3 * width // 4, :] = 230
     spec = DataSpec(kind="image", name="fake", shape=(height, width, channels),
                     num_classes=num_classes, num_examples=num_examples,
-                    source=f"generated (make_fake_images seed={seed})")
+                    source=f"generated (make_fake_images seed={seed})",
+                    class_frequencies=label_frequencies(labels, num_classes))
     return ImageData(images, labels, images[: num_examples // 4], labels[: num_examples // 4],
                      spec)

@@ -66,6 +66,9 @@ class DataSpec:
       source: where the data came from (file path and SHA-256, or "generated"), for
         metric definitions.
       vocab_size: number of token ids (text; ids are 0..vocab_size-1), 0 for images.
+      class_frequencies: each class's share of the training split's labels (num_classes
+        floats summing to 1), empty for unlabelled data; a conditional generator sampled
+        without a chosen class draws its labels in these proportions.
     """
 
     kind: str
@@ -74,7 +77,8 @@ class DataSpec:
     num_classes: int
     num_examples: int
     source: str
-    vocab_size: int = 0  # last and defaulted, so specs written before it still load
+    vocab_size: int = 0  # defaulted (as is what follows), so older specs still load
+    class_frequencies: tuple[float, ...] = ()
 
     def to_json(self, path: str | Path) -> None:
         """Write the spec so `ganrun sample` can rebuild the models without the data."""
@@ -94,7 +98,8 @@ class DataSpec:
         if problem:
             raise DataError(f"{path} is damaged ({problem}); restore it from a copy of the "
                             "run, or train into a new hydra.run.dir.")
-        return cls(**{**fields, "shape": tuple(fields["shape"])})
+        return cls(**{**fields, "shape": tuple(fields["shape"]),
+                      "class_frequencies": tuple(fields.get("class_frequencies", ()))})
 
 
 def _field_problem(fields: dict) -> str | None:
@@ -118,8 +123,23 @@ def _field_problem(fields: dict) -> str | None:
         value = fields.get(key, 0)
         if not _count(value) or value < 0 or (top and value > top):
             return f"{key} {value!r} is not an integer in 0..{top or 'the data size'}"
+    shares = fields.get("class_frequencies", [])
+    if not isinstance(shares, list) or len(shares) not in (0, fields["num_classes"]) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1
+            for v in shares):
+        return f"class_frequencies is not {fields['num_classes']} shares in [0, 1]"
     return None
 
 
 def _count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def label_frequencies(labels, num_classes: int) -> tuple[float, ...]:
+    """int (N,) labels in [0, num_classes) -> each class's share, rounded to 6 digits."""
+    import numpy as np  # noqa: PLC0415 (the spec itself needs no numpy)
+
+    if labels is None or not num_classes or not len(labels):
+        return ()
+    counts = np.bincount(np.asarray(labels, np.int64), minlength=num_classes)
+    return tuple(round(float(c) / float(counts.sum()), 6) for c in counts)

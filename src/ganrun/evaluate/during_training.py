@@ -52,7 +52,8 @@ class TrainingEvaluation:
         return self.every > 0 and (step % self.every == 0 or step == self.last_step)
 
     def _images(self, trainer, count: int):
-        return generate(evaluated_generator(trainer), trainer.pixel_range, count, self.seed)
+        return generate(evaluated_generator(trainer), trainer.pixel_range, count, self.seed,
+                        frequencies=self.data.spec.class_frequencies)
 
     def periodic(self, trainer, step: int, writer, run_dir: Path) -> dict:
         """Score `n` samples, log them, and keep the generator as `best` if it scores best."""

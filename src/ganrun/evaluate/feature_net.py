@@ -8,9 +8,13 @@ dimension is constantly zero); the classifier score and class coverage use its s
 
 The trained network is cached under `<cache_dir>/<name>-<key>/` where the key hashes the
 data arrays and the training settings, so changing either retrains it and an unchanged
-dataset never does. A cache entry is `classifier.keras` (loadable with Keras' safe mode) and
-`classifier.json` (accuracy, seed, data hash, layer, training time), written in that order,
-each atomically: the JSON's presence means the entry is complete.
+dataset never does. For the canonical MNIST file (SHA-256 06af5dfe...1b64) and the default
+settings, the entry ships with the package (`ganrun/evaluate/networks/`), so a new machine's
+first run evaluates without training it; the key is the same content hash, so no other data
+(nor other settings) can ever match a shipped entry. A cache entry is `classifier.keras`
+(loadable with Keras' safe mode) and `classifier.json` (accuracy, seed, data hash, layer,
+training time), written in that order, each atomically: the JSON's presence means the entry
+is complete.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ log = logging.getLogger(__name__)
 FEATURE_LAYER = "features"
 ARCHITECTURE = "conv32-conv32-pool-conv64-conv64-pool-dense128(features)-relu-dense(k)"
 CACHE_ENV = "GANRUN_CACHE_DIR"
+SHIPPED_DIR = Path(__file__).with_name("networks")  # entries shipped with the package
 BATCH = 500  # images per forward pass when extracting features
 
 
@@ -175,11 +180,12 @@ def load_or_train(data: ImageData, options: EvaluatorOptions) -> FeatureNet:
         raise DataError(reason + ".")
     digest = data_hash(data)
     entry = _entry(data, options, digest)
+    for candidate in (SHIPPED_DIR / entry.name, entry):  # shipped first: never retrained
+        found = _load_entry(candidate)
+        if found:
+            found.info["cache_entry"] = str(entry)  # writable, for the floors (not the package)
+            return found
     model_path, info_path = entry / "classifier.keras", entry / "classifier.json"
-    if info_path.is_file() and model_path.is_file():
-        model = keras.saving.load_model(model_path, safe_mode=True)
-        log.info("Feature network loaded from %s.", entry)
-        return FeatureNet(model, json.loads(info_path.read_text()))
     log.info("Training the feature network on %s (%d images, %d epochs); cached in %s.",
              data.spec.name, len(data.x_train), options.epochs, entry)
     model, accuracy, seconds = _train(data, options)
@@ -187,13 +193,33 @@ def load_or_train(data: ImageData, options: EvaluatorOptions) -> FeatureNet:
             "layer": FEATURE_LAYER, "feature_dim": options.feature_dim, "seed": options.seed,
             "epochs": options.epochs, "test_accuracy": accuracy,
             "train_seconds": round(seconds, 1), "train_examples": int(len(data.x_train)),
-            "test_examples": int(len(data.x_test)), "path": str(model_path)}
+            "test_examples": int(len(data.x_test)), "path": str(model_path),
+            "cache_entry": str(entry)}
     log.info("Feature network: test accuracy %.4f after %.1f s of training.", accuracy, seconds)
     entry.mkdir(parents=True, exist_ok=True)
     temporary = entry / f"classifier.{os.getpid()}.tmp.keras"
     model.save(temporary)
     temporary.replace(model_path)
     write_json_atomic(info_path, info)
+    return FeatureNet(model, info)
+
+
+def shipped_entry(data: ImageData, options: EvaluatorOptions) -> Path | None:
+    """The package's entry for this data and these settings, or None (e.g. any data other
+    than the canonical MNIST file, or MNIST with non-default evaluator settings)."""
+    entry = SHIPPED_DIR / _entry(data, options, data_hash(data)).name
+    return entry if (entry / "classifier.json").is_file() else None
+
+
+def _load_entry(entry: Path) -> FeatureNet | None:
+    """A complete entry (its JSON is written last) as a FeatureNet, else None."""
+    model_path, info_path = entry / "classifier.keras", entry / "classifier.json"
+    if not (info_path.is_file() and model_path.is_file()):
+        return None
+    model = keras.saving.load_model(model_path, safe_mode=True)
+    info = json.loads(info_path.read_text())
+    info["path"] = str(model_path)  # where it was loaded from (cache or package)
+    log.info("Feature network loaded from %s.", entry)
     return FeatureNet(model, info)
 
 

@@ -21,7 +21,7 @@ from ganrun.evaluate import scores
 from ganrun.evaluate.during_training import write_section
 from ganrun.evaluate.feature_net import EvaluatorOptions, load_or_train, write_json_atomic
 from ganrun.rundir import read_json
-from ganrun.sample import generate, load_generator
+from ganrun.sample import generate, load_generator, num_classes
 
 
 def _identity(spec: DataSpec) -> tuple:
@@ -53,6 +53,11 @@ def update_metrics_json(run_dir: Path, key: str, section: dict) -> None:
     write_json_atomic(path, content)
 
 
+def _labels_note(generator) -> str:
+    return (", labels in the training split's class proportions" if num_classes(generator)
+            else "")
+
+
 def evaluate_run(run_dir: Path, data: ImageData, n: int, checkpoint: str,
                  evaluator: EvaluatorOptions, seed: int = 0) -> dict:
     """Score `n` samples of the run's `checkpoint` (best|latest); return the written section."""
@@ -64,8 +69,10 @@ def evaluate_run(run_dir: Path, data: ImageData, n: int, checkpoint: str,
     check_same_data(run_dir, data)
     scorer = scores.Scorer(load_or_train(data, evaluator), data, n)
     step = _step_of(path)
-    section = scorer.score(generate(generator, pixel_range, n, seed),
-                           f"{checkpoint} checkpoint {path} (step {step}), latents seed {seed}")
+    images = generate(generator, pixel_range, n, seed,
+                      frequencies=data.spec.class_frequencies)
+    section = scorer.score(images, f"{checkpoint} checkpoint {path} (step {step}), latents "
+                                   f"seed {seed}{_labels_note(generator)}")
     section = {"step": step, "checkpoint": checkpoint, **section}
     key = "eval" if checkpoint == "latest" else "eval_best"
     update_metrics_json(run_dir, key, section)

@@ -107,7 +107,7 @@ class Scorer:
         """Metrics of real training images vs the reference, cached per network and n."""
         if self._floors is not None:
             return self._floors
-        path = Path(self.net.info["path"]).parent / f"floors_n{self.n_real}.json"
+        path = Path(self.net.info["cache_entry"]) / f"floors_n{self.n_real}.json"
         if path.is_file():
             self._floors = json.loads(path.read_text())
             return self._floors
@@ -116,6 +116,7 @@ class Scorer:
         train = self.data.x_train[_subset(len(self.data.x_train), self.n_real)]
         feats, probs = self.net.embed(train)
         self._floors = compare(self.real_feats, feats, probs)
+        path.parent.mkdir(parents=True, exist_ok=True)  # a shipped network has no entry yet
         write_json_atomic(path, self._floors)
         return self._floors
 
