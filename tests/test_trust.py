@@ -288,3 +288,50 @@ def test_d_winning_outright_is_named_once(caplog):
         for step in range(100, 3001, 100):  # D wins for 900 steps at a time: no warning
             guard.check({"loss/d": 1e-4 if step % 1000 else 0.5}, step)
     assert not [r for r in caplog.records if "wins outright" in r.getMessage()]
+
+
+class _FakeGenerator:
+    """A 'generator' whose images are its latents, reshaped: (k, 4) -> (k, 2, 2, 1)."""
+
+    inputs = [types.SimpleNamespace(shape=(None, 4))]
+
+    def __call__(self, z, training=False):
+        return np.asarray(z).reshape(-1, 2, 2, 1)
+
+
+def test_streamed_samples_are_the_whole_draw_in_chunks(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from ganrun import sample_output
+    from ganrun.train import fixed_latents
+
+    pixels = lambda z: ((np.asarray(z) + 1) / 2).clip(0, 1).reshape(-1, 2, 2, 1)  # noqa: E731
+    chunks = list(sample_output.image_chunks(_FakeGenerator(), (-1, 1), 10, 3, 4,
+                                             lambda a, b: None))
+    assert [len(c) for c in chunks] == [4, 4, 2]
+    np.testing.assert_array_equal(np.concatenate(chunks), pixels(fixed_latents(10, 4, 3)))
+    monkeypatch.setattr(sample_output, "LATENT_BLOCK", 4)  # blocks of 4 rows: 4, 4, 2
+    chunks = list(sample_output.image_chunks(_FakeGenerator(), (-1, 1), 10, 3, 3,
+                                             lambda a, b: None))
+    assert [len(c) for c in chunks] == [3, 1, 3, 1, 2]  # no chunk crosses a block
+    blocks = [tf.random.stateless_normal((rows, 4), seed=[3, 0x5EED + b])
+              for b, rows in enumerate((4, 4, 2))]
+    np.testing.assert_array_equal(np.concatenate(chunks), pixels(np.concatenate(blocks)))
+    out = tmp_path / "s.npz"
+    sample_output.write_npz(out, 10, (2, 2, 1), lambda: iter(chunks),
+                            lambda a, b: np.arange(a, b, dtype=np.int32) % 3)
+    with np.load(out) as saved:
+        np.testing.assert_array_equal(saved["images"], np.concatenate(chunks)[..., 0])
+        np.testing.assert_array_equal(saved["labels"], np.arange(10) % 3)
+
+
+def test_chunked_labels_are_the_whole_label_array():
+    from ganrun.sample import class_labels, labels_of_rows
+
+    generator = types.SimpleNamespace(
+        inputs=[1, 2], get_layer=lambda name: types.SimpleNamespace(input_dim=3))
+    for label, frequencies in ((None, ()), (None, (0.5, 0.3, 0.2)), (2, ())):
+        whole = class_labels(generator, 1001, label, frequencies)
+        rows = labels_of_rows(generator, label, 1001, frequencies)
+        np.testing.assert_array_equal(np.concatenate([rows(s, min(s + 64, 1001))
+                                                      for s in range(0, 1001, 64)]), whole)

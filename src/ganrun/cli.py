@@ -99,23 +99,25 @@ def train_from_config(cfg: DictConfig, run_dir: Path) -> dict:
         evaluation = make_text_evaluation(dataset, options, autoregressive(trainer.generator))
     else:
         evaluation = make_training_evaluation(dataset, options, evaluator)
-    if distribute.is_chief(distribute.make_strategy(options.strategy)):
-        return _train_locked(cfg, run_dir, dataset, trainer, evaluation)
-    return _train_into(cfg, run_dir, dataset, trainer, evaluation)  # a multi-worker's worker
+    chief = distribute.is_chief(distribute.make_strategy(options.strategy))
+    return _train_owned(cfg, run_dir, dataset, trainer, evaluation, chief)
 
 
-def _train_locked(cfg, run_dir: Path, dataset, trainer, evaluation) -> dict:
-    """Own `run_dir` (lock, ownership, the experiment's fingerprint), then train into it."""
+def _train_owned(cfg, run_dir: Path, dataset, trainer, evaluation, chief: bool) -> dict:
+    """Own `run_dir` (lock, ownership, the experiment's fingerprint), then train into it.
+    A multi-worker run's other workers share the directory: they neither lock nor write it,
+    but check the fingerprint too, so every worker's checkpoint holds the same objects."""
     from ganrun import experiment_record
 
-    with rundir.locked(run_dir):  # held already when `main` took it before Hydra ran
-        problem = rundir.ownership_problem(run_dir)
+    with rundir.locked(run_dir) if chief else contextlib.nullcontext():  # held by main, often
+        problem = rundir.ownership_problem(run_dir) if chief else None
         if problem:
             raise GanrunError(problem)
         resumed = experiment_record.check_resume(run_dir, cfg, dataset.spec, trainer.checkpoint)
-        if not resumed or not (run_dir / "experiment.yaml").is_file():
+        if chief and (not resumed or not (run_dir / "experiment.yaml").is_file()):
             experiment_record.record(run_dir, cfg, dataset.spec)
-        if dataset.spec.kind == "text" and not (resumed and (run_dir / "vocab.json").is_file()):
+        if chief and dataset.spec.kind == "text" and not (
+                resumed and (run_dir / "vocab.json").is_file()):
             dataset.save(run_dir)  # vocab.json
         return _train_into(cfg, run_dir, dataset, trainer, evaluation)
 

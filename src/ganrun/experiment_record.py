@@ -34,9 +34,11 @@ def checkpoint_fingerprint(directory: Path) -> str | None:
         path = path if Path(path).is_absolute() else str(Path(directory) / path)
         try:
             reader = tf.train.load_checkpoint(path)
-        except (tf.errors.OpError, ValueError, OSError):
-            continue  # damaged: Checkpoints.restore_latest falls back the same way
-        return reader.get_tensor(_TENSOR).decode() if reader.has_tensor(_TENSOR) else None
+            return reader.get_tensor(_TENSOR).decode() if reader.has_tensor(_TENSOR) else None
+        # As Checkpoints.restore_latest: a damaged one is skipped for the next older one.
+        except (tf.errors.OpError, ValueError, IndexError, KeyError, OSError,
+                UnicodeDecodeError):
+            continue
     return None
 
 

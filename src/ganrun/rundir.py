@@ -54,8 +54,13 @@ def lock(run_dir: Path) -> None:
     run_dir = Path(run_dir).resolve()
     if run_dir in _held:
         return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise GanrunError(f"cannot create {run_dir / LOCK_NAME} ({exc.strerror}); ganrun writes "
+                          "only into a directory it can lock, so fix its permissions or use a "
+                          "writable copy.") from None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
