@@ -268,7 +268,7 @@ def test_a_finite_runaway_value_counts_as_divergence():
         guard.check({"loss/d": 0.5, "loss/g": 2e18, "logits/real": 7.5e20}, 150)
     message = str(error.value)
     assert message.startswith("training diverged in the steps ending at 150: loss/g = 2e+18, "
-                              "beyond train.divergence_bound=10000")
+                              "logits/real = 7.5e+20, beyond train.divergence_bound=10000; ")
     assert "the last good checkpoint (/run/checkpoints/ckpt-100) is kept" in message
     assert _guard(bound=0).check({"logits/real": 7.5e20}, 150) is None  # bound off
 

@@ -161,9 +161,12 @@ class DivergenceGuard:
         rollback (or TrainingDiverged is raised)."""
         bad = [f"{name} = {value}" for name, value in metrics.items() if not math.isfinite(value)]
         if not bad and self.bound:
-            bad = [f"{name} = {value:.3g}, beyond train.divergence_bound={self.bound:g}"
-                   for name, value in metrics.items()
-                   if name.startswith(BOUNDED_PREFIXES) and abs(value) > self.bound]
+            beyond = [f"{name} = {value:.3g}" for name, value in metrics.items()
+                      if name.startswith(BOUNDED_PREFIXES) and abs(value) > self.bound]
+            if beyond:  # the first two name the problem; the rest would only lengthen it
+                bad = [", ".join(beyond[:2]) + (f" (and {len(beyond) - 2} more)"
+                                                if len(beyond) > 2 else "")
+                       + f", beyond train.divergence_bound={self.bound:g}"]
         if not bad:
             weights = self.weights.nonfinite()
             if weights:
