@@ -108,17 +108,19 @@ def _hold_lock_in_child(run_dir):
 def test_lock_refuses_a_second_writer_and_a_kill_9_leftover_never_blocks(tmp_path):
     child = _hold_lock_in_child(tmp_path / "run")
     try:
+        assert rundir.holder(tmp_path / "run") == child.pid
         with pytest.raises(rundir.RunDirectoryInUse,
                            match=f"run is in use by process {child.pid};"):
             rundir.lock(tmp_path / "run")
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
-    assert (tmp_path / "run" / ".lock").read_text().strip() == str(child.pid)  # left behind
+    assert (tmp_path / "run" / ".lock").is_file()  # left behind by the killed process
+    assert rundir.holder(tmp_path / "run") is None
     with rundir.locked(tmp_path / "run"):
-        assert (tmp_path / "run" / ".lock").read_text().strip() == str(os.getpid())
-    rundir.lock(tmp_path / "run")  # released by the block, so it can be taken again
-    rundir.unlock(tmp_path / "run")
+        assert rundir.holder(tmp_path / "run") == os.getpid()
+    assert rundir.holder(tmp_path / "run") is None  # released by the block
+    assert (tmp_path / "run" / ".lock").read_bytes() == b""  # never rewritten
 
 
 def test_ownership(tmp_path):

@@ -4,8 +4,8 @@ reads of the files ganrun reads back from it.
 - Lock: `DIR/.lock`, an exclusive `fcntl.flock` held by `ganrun train` for its whole life and
   by `ganrun eval` (which writes metrics.json and tb/). A second writer fails at once with
   "DIR is in use by process N". The kernel drops the lock when its process dies, even by
-  kill -9, so a stale `.lock` file never blocks anyone; the PID written in it is only for
-  the message.
+  kill -9, so a stale `.lock` file never blocks anyone. The file stays empty: the holder's
+  PID for the message comes from the kernel's table of locks.
 - Ownership: `ganrun train` writes only into a new or empty directory, one holding a ganrun
   run (a checkpoint, whose fingerprint is checked against the experiment by `ganrun.cli`),
   or what a ganrun run leaves before its first checkpoint. Anything else is someone's
@@ -49,14 +49,15 @@ class RunDirectoryInUse(GanrunError):
 def lock(run_dir: Path) -> None:
     """Take `run_dir`'s lock for the rest of this process (a no-op if this process holds it).
 
-    Raises RunDirectoryInUse when another live process holds it. Creates `run_dir`.
+    Raises RunDirectoryInUse when another live process holds it. Creates `run_dir` and an
+    empty `.lock`, which is never rewritten (so taking the lock changes no file's content).
     """
     run_dir = Path(run_dir).resolve()
     if run_dir in _held:
         return
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        descriptor = os.open(run_dir / LOCK_NAME, os.O_RDONLY | os.O_CREAT, 0o644)
     except OSError as exc:
         raise GanrunError(f"cannot create {run_dir / LOCK_NAME} ({exc.strerror}); ganrun writes "
                           "only into a directory it can lock, so fix its permissions or use a "
@@ -64,14 +65,26 @@ def lock(run_dir: Path) -> None:
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        owner = os.read(descriptor, 32).decode(errors="replace").strip() or "unknown"
         os.close(descriptor)
         raise RunDirectoryInUse(
-            f"{run_dir} is in use by process {owner}; wait for it to finish, or train into "
-            "another hydra.run.dir.") from None
-    os.ftruncate(descriptor, 0)
-    os.write(descriptor, f"{os.getpid()}\n".encode())
+            f"{run_dir} is in use by process {holder(run_dir) or '(unknown)'}; wait for it to "
+            "finish, or train into another hydra.run.dir.") from None
     _held[run_dir] = descriptor
+
+
+def holder(run_dir: Path) -> int | None:
+    """The PID of the process holding `run_dir`'s lock, from the kernel's table of locks
+    (/proc/locks, Linux), or None when it is free or the table cannot tell."""
+    try:
+        status = os.stat(Path(run_dir) / LOCK_NAME)
+        wanted = f"{os.major(status.st_dev):02x}:{os.minor(status.st_dev):02x}:{status.st_ino}"
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()  # "1: FLOCK ADVISORY WRITE <pid> <maj:min:inode> 0 EOF"
+            if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == wanted:
+                return int(fields[4]) or None
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def unlock(run_dir: Path) -> None:
