@@ -146,7 +146,8 @@ def test_a_foreign_folder_is_not_trained_into_and_not_touched(tmp_path):
 def test_deleting_experiment_yaml_does_not_let_another_experiment_resume(good_run, tmp_path):
     run_dir = _copy(good_run, tmp_path)
     (run_dir / "experiment.yaml").unlink()
-    result = run_ganrun("train", *MLP, "loss=hinge", "train.steps=6", f"hydra.run.dir={run_dir}")
+    result = run_ganrun("train", *MLP, "loss=least_squares", "train.steps=6",
+                        f"hydra.run.dir={run_dir}")
     assert result.returncode == 2
     assert _one_error(result) == (f"{run_dir} holds checkpoints of a different experiment "
                                   "(data, model, loss or optimizer differ from its "
