@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= auto
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
-.PHONY: help install train test test-fast lint tb bench clean
+.PHONY: help install train test test-fast lint tb bench bench-quality clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ lint: $(STAMP)  ## ruff over the package, tests and scripts
 
 bench: $(STAMP)  ## speed benchmark, ~8 min: tables on the console, JSON in scripts/bench_results.json
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python scripts/bench.py $(ARGS)
+
+bench-quality: $(STAMP)  ## quality at a budget, ~50 min: every MNIST preset for train.max_time=9m (scripts/quality.py; ARGS="--seeds 0 1 2")
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python scripts/quality.py $(ARGS)
 
 tb: $(STAMP)  ## TensorBoard on http://127.0.0.1:6006 over outputs/ and multirun/ (LOGDIR=...)
 	$(BIN)/tensorboard --logdir $(or $(LOGDIR),outputs) --host 127.0.0.1 --port 6006

@@ -35,11 +35,25 @@ def test_option_trains_a_few_steps(compose, tmp_path, override):
     assert sorted(p.name for p in (tmp_path / "samples").glob("*.png")) == ["step_0000004.png"]
 
 
-def test_the_default_experiment_is_the_dcgan_on_mnist(compose):
+def test_the_default_experiment_is_the_budgeted_conditional_dcgan_on_mnist(compose):
     cfg = compose(tiny=False)
     assert cfg.data._target_.endswith("load_mnist")
     assert cfg.model.generator._target_.endswith("dcgan_generator")
-    assert cfg.loss._target_.endswith("nonsaturating")
+    assert cfg.model.conditional == "auto"
+    assert cfg.loss._target_.endswith("hinge")
+    assert cfg.train.max_time == "9m" and cfg.train.ema_decay == pytest.approx(0.999)
+
+
+def test_a_conditional_auto_model_is_unconditional_on_unlabelled_data(compose):
+    from ganrun import build
+    from ganrun.data.images import make_fake_images
+
+    spec = make_fake_images().spec
+    unlabelled = type(spec)(**{**spec.__dict__, "num_classes": 0, "class_frequencies": ()})
+    cfg = compose()
+    assert build.conditional(cfg, spec) is True
+    assert build.conditional(cfg, unlabelled) is False
+    assert len(build.generator(cfg, unlabelled).inputs) == 1
 
 
 def test_seed_preset_is_the_seed_recipe(compose):

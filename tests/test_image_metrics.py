@@ -324,6 +324,7 @@ def test_unconditional_samples_of_a_conditional_generator_follow_the_class_propo
 
     labels = proportional_labels(1000, (0.5, 0.3, 0.2))
     assert np.bincount(labels).tolist() == [500, 300, 200]
+    assert np.bincount(labels[:100], minlength=3).min() > 5  # mixed, not sorted by class
     odd = proportional_labels(7, (0.1, 0.45, 0.45))  # largest remainders: exact to one image
     assert len(odd) == 7 and np.abs(np.bincount(odd, minlength=3) - np.array(
         [0.7, 3.15, 3.15])).max() < 1

@@ -23,7 +23,8 @@ def corpus(tmp_path):
 
 
 def _relgan(corpus):
-    return ["data=text", f"data.path={corpus}", "data.max_len=8", "model=relgan",
+    return ["experiment=base", "data=text", f"data.path={corpus}", "data.max_len=8",
+            "model=relgan",
             "model.generator.hidden_dim=8", "model.discriminator.num_filters=4"]
 
 

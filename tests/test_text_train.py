@@ -24,7 +24,7 @@ SHRINK = ["model.generator.hidden_dim=16", "model.generator.embed_dim=8",
           "model.discriminator.num_filters=8", "model.discriminator.embed_dim=8",
           "model.discriminator.num_rep=2", "train.eval_every=4", "train.eval_n=20",
           "train.eval_final_n=30"]
-ORACLE = ["data=oracle", "data.random_oracle_seed=0", "data.vocab_size=40",
+ORACLE = ["experiment=base", "data=oracle", "data.random_oracle_seed=0", "data.vocab_size=40",
           "data.num_examples=64", "data.test_examples=32", "data.seq_len=6"]
 TEXT_MODELS = [option for option in group_options("model") if option in ("relgan",)]
 TEXT_EXPERIMENTS = ["coco_mle", "coco_relgan", "oracle_relgan"]
@@ -42,7 +42,7 @@ def corpus(tmp_path):
 
 
 def _text(corpus, *extra):
-    return ["data=text", f"data.path={corpus}", "data.max_len=8", *extra]
+    return ["experiment=base", "data=text", f"data.path={corpus}", "data.max_len=8", *extra]
 
 
 def _check_run(metrics, run_dir, steps=4):

@@ -153,8 +153,8 @@ def test_image_model_on_character_data_names_both_text_models(compose, corpus):
 def test_sample_of_a_relgan_run_gives_text_too(compose, tmp_path, corpus):
     # `ganrun sample` builds any text run's generator (build.any_generator), not only latent ones.
     run = tmp_path / "run"
-    train_from_config(compose("data=text", f"data.path={corpus}", "data.max_len=8",
-                              "model=relgan", "model.generator.hidden_dim=8",
+    train_from_config(compose("experiment=base", "data=text", f"data.path={corpus}",
+                              "data.max_len=8", "model=relgan", "model.generator.hidden_dim=8",
                               "model.discriminator.num_filters=4", "train.pretrain_steps=2"), run)
     lines = sample_to_file(run, 3, None, seed=1).read_text(encoding="utf-8").splitlines()
     vocabulary = set(corpus.read_text().split()) | {"<unk>"}

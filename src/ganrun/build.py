@@ -81,14 +81,21 @@ def data(cfg: DictConfig) -> ImageData:
     return loaded
 
 
-def conditional(cfg: DictConfig) -> bool:
-    """model.conditional (absent in older run directories: false)."""
-    return bool(cfg.model.get("conditional", False))
+def conditional(cfg: DictConfig, spec: DataSpec) -> bool:
+    """model.conditional: true, false, or auto (conditional exactly when the data has class
+    labels, so one preset serves labelled and unlabelled data); absent in older run
+    directories: false."""
+    value = cfg.model.get("conditional", False)
+    if value == "auto":
+        return spec.kind == "image" and spec.num_classes >= 2
+    if not isinstance(value, bool):
+        raise ConfigError(f"model.conditional={value!r} must be true, false or auto.")
+    return value
 
 
-def _conditional_kwargs(cfg: DictConfig) -> dict:
+def _conditional_kwargs(cfg: DictConfig, spec: DataSpec) -> dict:
     # Passed only when true, so builders without the option (text models) are unaffected.
-    return {"conditional": True} if conditional(cfg) else {}
+    return {"conditional": True} if conditional(cfg, spec) else {}
 
 
 def generator(cfg: DictConfig, spec: DataSpec) -> keras.Model:
@@ -97,12 +104,12 @@ def generator(cfg: DictConfig, spec: DataSpec) -> keras.Model:
     if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim <= 0:
         raise ConfigError(f"model.latent_dim={latent_dim!r} must be a positive integer.")
     return _instantiate(cfg.model.generator, "model.generator", spec=spec,
-                        latent_dim=cfg.model.latent_dim, **_conditional_kwargs(cfg))
+                        latent_dim=cfg.model.latent_dim, **_conditional_kwargs(cfg, spec))
 
 
 def discriminator(cfg: DictConfig, spec: DataSpec) -> keras.Model:
     return _instantiate(cfg.model.discriminator, "model.discriminator", spec=spec,
-                        **_conditional_kwargs(cfg))
+                        **_conditional_kwargs(cfg, spec))
 
 
 def regularization(cfg: DictConfig) -> Regularization:
@@ -165,7 +172,7 @@ def trainer(cfg: DictConfig, dataset: ImageData) -> AdversarialTrainer:
     regularize.check_loss(loss_name)
     # TTUR is two optimizer nodes; a linear schedule reaches 0 at train.steps for both.
     linear = options.lr_schedule == "linear"
-    classes = dataset.spec.num_classes if conditional(cfg) else 0
+    classes = dataset.spec.num_classes if conditional(cfg, dataset.spec) else 0
     mixed, strategy = options.precision, distribute.make_strategy(options.strategy)
     # Everything with variables is made in the strategy's scope (mirrored on its devices);
     # the models under the precision's dtype policy, with float32 outputs (ganrun.precision).

@@ -21,10 +21,11 @@ from ganrun.data.spec import DataSpec
 from ganrun.errors import ConfigError, GanrunError
 from ganrun.experiment_record import check_described
 from ganrun.rundir import load_experiment
-from ganrun.sample_output import check_fits, image_chunks, write_npz
+from ganrun.sample_output import LATENT_BLOCK, check_fits, image_chunks, write_npz
 from ganrun.train import grid_inputs
 
 CHUNK = 500  # images generated per forward pass, to bound memory for large n
+WHOLE_LABELS = 1 << 24  # up to this n (64 MB of int32) labels are drawn as one array
 
 
 def load_generator(run_dir: Path, checkpoint: str = "latest"):
@@ -63,17 +64,13 @@ def num_classes(generator) -> int:
 
 def proportional_labels(count: int, frequencies) -> np.ndarray:
     """int32 (count,) labels, class k repeated in proportion to frequencies[k] (largest
-    remainders, so the counts are exact to one image), sorted by class."""
-    counts = _proportional_counts(count, frequencies)
-    return np.repeat(np.arange(len(counts), dtype=np.int32), counts)
-
-
-def _proportional_counts(count: int, frequencies) -> np.ndarray:
-    """int64 (K,) images per class of proportional_labels(count, frequencies)."""
+    remainders, so the counts are exact to one image), in a fixed shuffled order: metrics
+    computed over splits of the samples (the classifier score) need every split mixed."""
     shares = np.asarray(frequencies, np.float64) / np.sum(frequencies) * count
     counts = np.floor(shares).astype(np.int64)
     counts[np.argsort(counts - shares)[: count - counts.sum()]] += 1
-    return counts
+    labels = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+    return np.random.default_rng(0).permutation(labels)
 
 
 def class_labels(generator, count: int, label: int | None = None,
@@ -110,17 +107,21 @@ def generate(generator, pixel_range, count: int, seed: int,
 def labels_of_rows(generator, label: int | None, count: int, frequencies=()):
     """`labels(start, stop)`: rows start..stop-1 of `class_labels(generator, count, label,
     frequencies)` (None when unconditional), computed per chunk so memory does not grow
-    with `count`."""
+    with `count`. Proportional labels are a shuffle of the whole (count,) array, so beyond
+    WHOLE_LABELS rows each latent block (LATENT_BLOCK rows; chunks never cross one) gets
+    its own proportional shuffle instead."""
     classes = num_classes(generator)
     class_labels(generator, 1, label)  # checks `label` against the run
     if not classes:
         return lambda start, stop: None
     if label is not None:
         return lambda start, stop: np.full(stop - start, int(label), np.int32)
-    if len(frequencies) == classes:  # proportional_labels' runs of each class, by their ends
-        ends = np.cumsum(_proportional_counts(count, frequencies))
-        return lambda start, stop: np.searchsorted(ends, np.arange(start, stop),
-                                                   side="right").astype(np.int32)
+    if len(frequencies) == classes and count <= WHOLE_LABELS:  # sliced from the whole array
+        whole = proportional_labels(count, frequencies)
+        return lambda start, stop: whole[start:stop]
+    if len(frequencies) == classes:  # beyond: proportional and shuffled within each block
+        return lambda start, stop: proportional_labels(
+            LATENT_BLOCK, frequencies)[start % LATENT_BLOCK:(start % LATENT_BLOCK) + stop - start]
     return lambda start, stop: (np.arange(start, stop) % classes).astype(np.int32)
 
 

@@ -243,7 +243,9 @@ def check_text_options(options: TrainOptions) -> None:
                           "train.strategy override.")
     # Options of the image trainer that TextTrainer does not implement: refuse, never ignore.
     if options.ema_decay:
-        raise ConfigError("the text GAN keeps no EMA generator; remove train.ema_decay.")
+        raise ConfigError("the text GAN keeps no EMA generator; remove train.ema_decay (the "
+                          "default experiment sets it for images: start text runs from a text "
+                          "preset such as experiment=coco_relgan, or from experiment=base).")
     if options.lr_schedule != "constant":
         raise ConfigError("the text GAN trains with constant learning rates; remove "
                           "train.lr_schedule.")
