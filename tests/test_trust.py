@@ -236,6 +236,17 @@ def test_hydra_overrides_get_the_one_sentence_check():
     assert config_problem(str(CONFIG_DIR), "train", ["hydra.run.dir='/tmp/é'"]) is None
 
 
+def test_command_line_targets_are_checked_in_sweeps_too():
+    from ganrun.preflight import target_override_problem
+
+    problem = target_override_problem(["-m", "loss._target_=ganrun.losses.hinge,builtins.open"])
+    assert problem.startswith("loss._target_: 'builtins.open' on the command line")
+    problem = target_override_problem(["+hydra.callbacks.x._target_=shutil.copyfile"])
+    assert problem.startswith("hydra.callbacks.x._target_: 'shutil.copyfile'")
+    assert target_override_problem(["-m", "+hydra.callbacks.c._target_=ganrun.cli.SweepComposed",
+                                    "loss=hinge,minimax"]) is None
+
+
 def test_on_nonfinite_stays_an_alias_of_on_divergence():
     from ganrun.train import TrainOptions
 

@@ -28,7 +28,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganrun import quiet, rundir
 from ganrun.errors import GanrunError
-from ganrun.preflight import config_problem, output_dir_problem, run_dir_override
+from ganrun.preflight import (
+    config_problem,
+    output_dir_problem,
+    run_dir_override,
+    target_override_problem,
+)
 from ganrun.targets import check_targets
 
 # configs/ of the checkout (src/ganrun/configs links to it), or the copy a wheel ships.
@@ -257,7 +262,7 @@ def main() -> None:
               f"{', '.join(COMMANDS)} (ganrun --help).", file=sys.stderr)
         sys.exit(EXIT_USAGE)
     args = [arg for arg in sys.argv[2:] if arg != "--verbose"]  # ganrun's flag, not Hydra's
-    problem = config_problem(CONFIG_DIR, command, args) or (
+    problem = target_override_problem(args) or config_problem(CONFIG_DIR, command, args) or (
         _train_dir_problem(args) if command == "train" else None)
     if problem:  # Hydra would print several lines, or a traceback for the directory
         print(f"ganrun: error: {problem}", file=sys.stderr)

@@ -117,6 +117,24 @@ def config_problem(config_dir: str, config_name: str, args: list[str]) -> str | 
     return _targets_problem(cfg)
 
 
+def target_override_problem(args: list[str]) -> str | None:
+    """The allowlist's sentence for a `..._target_=value` on the command line, checked on the
+    text itself, so sweeps (-m, `a,b` values) that are not composed here are covered too."""
+    from ganrun.targets import allowed
+
+    for arg in args:
+        key, _, value = arg.lstrip("+~").partition("=")
+        if not key.endswith("_target_"):
+            continue
+        for target in value.split(","):  # a sweep lists several
+            if not allowed(target.strip(), in_hydra_node=key.startswith("hydra.")):
+                return (f"{key}: {target.strip()!r} on the command line is not a ganrun builder, "
+                        "so ganrun will not import and run it; use a ganrun model, data, loss "
+                        "or Keras optimizer, or register your own builder in "
+                        "GANRUN_EXTRA_TARGETS (docs/reliability.md).")
+    return None
+
+
 def _targets_problem(cfg) -> str | None:
     """The allowlist's sentence for a `_target_` that ganrun will not instantiate, or None;
     checked here because Hydra instantiates hydra.callbacks before ganrun's code runs."""
