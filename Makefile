@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= auto
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
-.PHONY: help install train test test-fast lint tb bench bench-quality clean
+.PHONY: help install train test test-fast lint tb dashboard bench bench-quality clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,7 +35,7 @@ test-fast: $(STAMP)  ## the test suite without the slow end-to-end tests
 lint: $(STAMP)  ## ruff over the package, tests and scripts
 	$(BIN)/ruff check src tests scripts
 
-bench: $(STAMP)  ## speed benchmark, ~8 min: tables on the console, JSON in scripts/bench_results.json
+bench: $(STAMP)  ## speed benchmark, ~11 min: tables on the console, JSON in scripts/bench_results.json (ARGS="--parts default": the default experiment alone, ~2 min)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python scripts/bench.py $(ARGS)
 
 bench-quality: $(STAMP)  ## quality at a budget, ~50 min: every MNIST preset for train.max_time=9m (scripts/quality.py; ARGS="--seeds 0 1 2")
@@ -43,6 +43,9 @@ bench-quality: $(STAMP)  ## quality at a budget, ~50 min: every MNIST preset for
 
 tb: $(STAMP)  ## TensorBoard on http://127.0.0.1:6006 over outputs/ and multirun/ (LOGDIR=...)
 	$(BIN)/tensorboard --logdir $(or $(LOGDIR),outputs) --host 127.0.0.1 --port 6006
+
+dashboard: $(STAMP)  ## optuna-dashboard on http://127.0.0.1:8080 for a study (DIR=<sweep dir>, PORT=...)
+	$(BIN)/ganrun dashboard $(or $(DIR),$(error DIR=<sweep dir> is required)) --port $(or $(PORT),8080)
 
 clean:  ## remove caches (keeps .venv and run directories)
 	rm -rf .pytest_cache .ruff_cache build src/*.egg-info

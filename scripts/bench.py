@@ -1,7 +1,12 @@
 """ganrun's speed benchmark (`make bench`): ganrun's loop against the seed's eager loop and
-Keras `fit`, on the same models, batches and machine, measured in the same run.
+Keras `fit`, on the same models, batches and machine, measured in the same run; then the
+default experiment's own step with its levers (scripts/bench_default.py).
 
-    python scripts/bench.py [--out scripts/bench_results.json] [--quick]
+    python scripts/bench.py [--out scripts/bench_results.json] [--parts default,...]
+
+The grid's "dcgan" is the plain unconditional DCGAN (`experiment=base`: non-saturating loss,
+no EMA), the model the loop comparison has always used, so its rows stay comparable with
+earlier runs; the default experiment (conditional, hinge, EMA) has its own section.
 
 Prints Markdown tables and writes every number, with its definition, to a JSON file. Data:
 MNIST from $GANRUN_DATA_DIR when it holds mnist.npz, otherwise ganrun's fake images (60k);
@@ -25,25 +30,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import bench_loops as loops  # noqa: E402
 import bench_system as system  # noqa: E402
 import keras  # noqa: E402
+from bench_system import MODELS, compose  # noqa: E402
 
 from ganrun import build  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = {"mlp": ["experiment=seed"], "dcgan": ["experiment=mnist_dcgan"]}
 BATCHES = (32, 256, 1024)
 KS = (1, 10, 100)
 MAX_CALL_S = 5.0  # a K that would make one call longer than this is skipped (stated)
 FIT, DIRECT = "keras fit", "keras direct"  # model.fit / its train function called directly
-
-
-def compose(model: str, *overrides: str):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    data = (["data=mnist"] if system.mnist_available()
-            else ["data=fake", "data.num_examples=60000"])
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        return hydra_compose("train", overrides=[*MODELS[model], *data, *overrides])
 
 
 class Grid:
@@ -214,25 +209,37 @@ def _setting(variant: str) -> str:
     return re.search(r"(no )?XLA K=\d+", variant).group()
 
 
-def markdown(rows, summary, peak, cpu_peak, startup, levers) -> str:
-    lines = ["| model | batch | variant | steps/s | CPU ms/step | GFLOP/s | windows (steps/s) |",
-             "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['batch']} | {r['variant']} | {r['steps_per_s']:.1f} | "
-              f"{r['cpu_ms_per_step']:.2f} | {r['gflops']} | {r['windows']} |" for r in rows]
-    lines += ["", f"Matmul peak (float32 4096x4096, best of TF and NumPy): {peak:.0f} GFLOP/s "
-              f"wall, {cpu_peak:.0f} GFLOP per CPU-second (TF)", "",
-              "| model | batch | seed eager | Keras `fit` | Keras train fn direct | best ganrun | "
-              "× seed | × fit | × direct | GFLOP/s | % of peak | least-CPU ganrun | "
-              "× seed (CPU) | × fit (CPU) | GFLOP/CPU-s | % of per-core peak |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {s['model']} | {s['batch']} | {s['seed_eager']:.1f} | {s['keras_fit_best']:.1f}"
-              f" ({_setting(s['keras_fit_variant'])}) | {s['keras_direct_best']:.1f} "
-              f"({_setting(s['keras_direct_variant'])}) | {s['ganrun_best']:.1f} "
-              f"({_setting(s['ganrun_variant'])}) | {s['x_seed']} | {s['x_keras_fit']} | "
-              f"{s['x_keras_direct']} | {s['gflops']} | {s['pct_peak']} | "
-              f"{_setting(s['ganrun_variant_cpu'])} | {s['x_seed_cpu']} | "
-              f"{s['x_keras_fit_cpu']} | {s['gflop_per_cpu_s']} | {s['pct_cpu_peak']} |"
-              for s in summary]
+def _summary_line(s: dict) -> str:
+    return (f"| {s['model']} | {s['batch']} | {s['seed_eager']:.1f} | {s['keras_fit_best']:.1f}"
+            f" ({_setting(s['keras_fit_variant'])}) | {s['keras_direct_best']:.1f} "
+            f"({_setting(s['keras_direct_variant'])}) | {s['ganrun_best']:.1f} "
+            f"({_setting(s['ganrun_variant'])}) | {s['x_seed']} | {s['x_keras_fit']} | "
+            f"{s['x_keras_direct']} | {s['gflops']} | {s['pct_peak']} | "
+            f"{_setting(s['ganrun_variant_cpu'])} | {s['x_seed_cpu']} | "
+            f"{s['x_keras_fit_cpu']} | {s['gflop_per_cpu_s']} | {s['pct_cpu_peak']} |")
+
+
+def markdown(rows, summary, peak, cpu_peak, startup, levers, default=None) -> str:
+    lines = []
+    if rows:  # the grid (--parts grid)
+        lines += ["| model | batch | variant | steps/s | CPU ms/step | GFLOP/s | "
+                  "windows (steps/s) |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['model']} | {r['batch']} | {r['variant']} | {r['steps_per_s']:.1f} | "
+                  f"{r['cpu_ms_per_step']:.2f} | {r['gflops']} | {r['windows']} |"
+                  for r in rows] + [""]
+    lines += [f"Matmul peak (float32 4096x4096, best of TF and NumPy): {peak:.0f} GFLOP/s "
+              f"wall, {cpu_peak:.0f} GFLOP per CPU-second (TF)"]
+    if summary:
+        lines += ["", "| model | batch | seed eager | Keras `fit` | Keras train fn direct | "
+                  "best ganrun | × seed | × fit | × direct | GFLOP/s | % of peak | "
+                  "least-CPU ganrun | × seed (CPU) | × fit (CPU) | GFLOP/CPU-s | "
+                  "% of per-core peak |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [_summary_line(s) for s in summary]
+    if default:
+        import bench_default
+
+        lines += ["", bench_default.markdown(default, default["conv_peak"])]
     if levers:
         lines += ["", "| lever | model | batch | XLA, K | steps/s | without | ratio | "
                   "ratio (CPU) | note |", "|---|---|---|---|---|---|---|---|---|"]
@@ -252,7 +259,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "scripts" / "bench_results.json"))
     parser.add_argument("--windows", type=int, default=3)
     parser.add_argument("--window-s", type=float, default=1.0)
-    parser.add_argument("--parts", default="grid,levers,startup,text")
+    parser.add_argument("--parts", default="grid,default,levers,startup,text")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--batches", default=",".join(map(str, BATCHES)))
     args = parser.parse_args()
@@ -262,9 +269,15 @@ def main() -> None:
     print(f"machine: {machine}", flush=True)
     peak = system.matmul_peak()
     print(f"matmul peak: {peak}", flush=True)
-    rows, skipped, flops, levers, startup = [], [], {}, [], []
+    rows, skipped, flops, levers, startup, default = [], [], {}, [], [], None
     if "grid" in parts:
         rows, skipped, flops = run_grid(args)
+    if "default" in parts:  # the default experiment's step and its levers, ~2 min
+        import bench_default
+
+        conv = system.conv_peak()
+        print(f"conv peak: {conv}", flush=True)
+        default = {**bench_default.run(args, compose, conv), "conv_peak": conv}
     if "levers" in parts:
         import bench_levers
         levers = bench_levers.run(args)
@@ -282,7 +295,7 @@ def main() -> None:
     summary = summarize(rows, best_peak, peak["tf_gflops_per_cpu_s"])
     machine["load_average_end"] = os.getloadavg()
     table = markdown(rows, summary, best_peak, peak["tf_gflops_per_cpu_s"], startup,
-                     levers)
+                     levers, default)
     if text:
         table += "\n\n" + bench_text.markdown(text)
     print("\n" + table)
@@ -292,7 +305,7 @@ def main() -> None:
         "duration_s": round(time.time() - started, 1),
         "definitions": system.DEFINITIONS, "matmul_peak": peak, "step_flops": flops,
         "rows": rows, "skipped": skipped, "summary": summary, "levers": levers,
-        "startup": startup, "text": text, "markdown": table}
+        "default_experiment": default, "startup": startup, "text": text, "markdown": table}
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten {args.out} in {results['duration_s']} s", flush=True)
 

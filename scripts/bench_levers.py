@@ -86,7 +86,7 @@ def fused_check(compose, dataset, model, batch, jit, steps=20) -> str:
 
 
 def run(args) -> list[dict]:
-    from bench import compose
+    from bench_system import compose
 
     dataset = build.data(compose("mlp"))
     windows, window_s = args.windows, args.window_s * 2
@@ -164,7 +164,7 @@ def _thread_worker(intra: int, inter: int, windows: int, window_s: float) -> Non
     """Times THREAD_CELLS under the given thread counts; prints them as one JSON line."""
     tf.config.threading.set_intra_op_parallelism_threads(intra)
     tf.config.threading.set_inter_op_parallelism_threads(inter)
-    from bench import compose
+    from bench_system import compose
 
     dataset = build.data(compose("mlp"))
     runners = []

@@ -225,7 +225,9 @@ def ganrun_chunk(trainer, steps: int):
 
 
 def forward_flops(model: keras.Model) -> int:
-    """Multiply-add FLOPs (2 per MAC) of one example through the model's Dense/Conv layers."""
+    """Multiply-add FLOPs (2 per MAC) of one example through the model's Dense/Conv layers
+    and a projection discriminator's `Dot` (<embed(y), features>: F MACs). Not counted:
+    embeddings (a lookup), batch norm, activations, concatenation, the optimizers."""
     total = 0
     for layer in model.layers:
         if isinstance(layer, keras.layers.Dense):
@@ -239,14 +241,19 @@ def forward_flops(model: keras.Model) -> int:
             else:
                 _, height, width, _ = layer.output.shape
             total += 2 * height * width * kh * kw * a * b
+        elif isinstance(layer, keras.layers.Dot):
+            total += 2 * int(layer.input[0].shape[-1])
     return total
 
 
-def adversarial_step_flops(generator, discriminator, batch_size: int) -> int:
-    """Matmul/conv FLOPs of one adversarial step, backward = 2 x forward.
+def adversarial_step_flops(generator, discriminator, batch_size: int, ema_forward=False,
+                           reads_real=False) -> int:
+    """Matmul/conv FLOPs of one adversarial step (d_steps=1), backward = 2 x forward.
 
-    D update: G forward (B) + D forward and backward on 2B = F_G + 6 F_D.
+    D update: G forward (B) + D forward and backward on 2B = F_G + 6 F_D (fused or not).
     G update: G forward and backward + D forward and input-gradient (B) = 3 F_G + 2 F_D.
+    ema_forward: the EMA generator's standing-statistics pass (ganrun.ema), + F_G.
+    reads_real: a relativistic loss's D forward on the real batch in the G update, + F_D.
     """
     f_g, f_d = forward_flops(generator), forward_flops(discriminator)
-    return batch_size * (4 * f_g + 8 * f_d)
+    return batch_size * ((4 + ema_forward) * f_g + (8 + reads_real) * f_d)

@@ -1,5 +1,5 @@
-"""Machine-level measurements for `bench.py`: the matmul peak, start-up time and peak memory
-of `ganrun train` subprocesses, and a description of the machine."""
+"""Machine-level measurements for `bench.py`: the matmul and convolution peaks, start-up time
+and peak memory of `ganrun train` subprocesses, and a description of the machine."""
 
 from __future__ import annotations
 
@@ -29,6 +29,15 @@ DEFINITIONS = {
                            "time (all threads): the per-core peak, which holds up on a busy "
                            "machine; compare with a step's gflop_per_cpu_s",
     "gflop_per_cpu_s": "matmul/conv FLOPs of one step / CPU time per step",
+    "conv_peak": "the per-core convolution peak: FLOPs per second of this process's CPU time "
+                 "(all threads) of one large Conv2D forward through TF (oneDNN), NHWC, batch "
+                 "64, 32x32 pixels, 3x3 kernel, 256 -> 256 channels, stride 1, SAME padding "
+                 "(2*64*32*32*9*256*256 = 77.3 GFLOP), median of 5 timed calls after one "
+                 "warm-up; in float32, in bfloat16 (inputs and kernel bf16) where the CPU has "
+                 "AVX-512 BF16 or AMX, and in float32 NCHW (the layout lever, conv alone)",
+    "pct_conv_peak": "a step's gflop_per_cpu_s / the float32 conv_peak's GFLOP per "
+                     "CPU-second, in %: how much of what one core does on a large convolution "
+                     "the step's matmuls and convolutions get, all other work counted as lost",
     "setup_done_s": "seconds from launching `ganrun train` to its 'Training from step' log line "
                     "(imports, Hydra, data, model build)",
     "first_step_s": "seconds from launching `ganrun train` to the end of its first compiled call "
@@ -50,7 +59,8 @@ def machine() -> dict:
     cpu, flags = (names[0] if names else platform.processor() or "unknown"), info
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
             "tensorflow": tf.__version__, "gpus": len(tf.config.list_physical_devices("GPU")),
-            "avx512_bf16": "avx512_bf16" in flags, "load_average_start": os.getloadavg(),
+            "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags,
+            "load_average_start": os.getloadavg(),
             "data": "mnist" if mnist_available() else "fake (60k)"}
 
 
@@ -78,6 +88,41 @@ def matmul_peak(size: int = 4096, repeats: int = 5) -> dict:
             "tf_gflops_per_cpu_s": round(flops / statistics.median(tf_cpu) / 1e9, 1),
             "numpy_gflops": round(flops / statistics.median(np_times) / 1e9, 1),
             "size": size}
+
+
+def bf16_supported() -> bool:
+    """Whether the CPU has bfloat16 arithmetic oneDNN uses (AVX-512 BF16 or AMX)."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    return "avx512_bf16" in info or "amx_bf16" in info
+
+
+def conv_peak(batch: int = 64, side: int = 32, channels: int = 256, kernel: int = 3,
+              repeats: int = 5) -> dict:
+    """GFLOP per CPU-second (and per wall second) of a large Conv2D forward (DEFINITIONS
+    "conv_peak"): float32 NHWC, bfloat16 NHWC where supported, float32 NCHW."""
+    flops = 2 * batch * side * side * kernel * kernel * channels * channels
+    result = {"shape": f"{batch}x{side}x{side}x{channels} * {kernel}x{kernel}x{channels}x"
+                       f"{channels}", "gflop": round(flops / 1e9, 1)}
+    settings = [("float32", tf.float32, "NHWC"), ("float32_nchw", tf.float32, "NCHW")]
+    if bf16_supported():
+        settings.insert(1, ("bfloat16", tf.bfloat16, "NHWC"))
+    for name, dtype, layout in settings:
+        shape = (batch, side, side, channels) if layout == "NHWC" else (batch, channels, side,
+                                                                        side)
+        x = tf.cast(tf.random.normal(shape), dtype)
+        w = tf.cast(tf.random.normal((kernel, kernel, channels, channels)) * 0.05, dtype)
+        conv = tf.function(lambda x, w, layout=layout: tf.reduce_sum(tf.cast(
+            tf.nn.conv2d(x, w, 1, "SAME", data_format=layout), tf.float32)))
+        conv(x, w).numpy()  # warm-up: oneDNN picks and caches its kernel
+        wall, cpu = [], []
+        for _ in range(repeats):
+            started, cpu_started = time.perf_counter(), time.process_time()
+            conv(x, w).numpy()
+            wall.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - cpu_started)
+        result[name] = {"gflop_per_cpu_s": round(flops / statistics.median(cpu) / 1e9, 1),
+                        "gflops": round(flops / statistics.median(wall) / 1e9, 1)}
+    return result
 
 
 def _run_ganrun(overrides: list[str], label: str) -> dict:
@@ -129,11 +174,31 @@ def startup_runs() -> list[dict]:
               "train.sample_every=100", "train.checkpoint_every=100"]
     results = []
     no_eval = ["train.eval_every=0", "train.eval_final_n=0"]  # the loop alone, no metrics
-    for label, extra in (("default (dcgan), with its final evaluation", []),
-                         ("default (dcgan), evaluation off", no_eval),
+    for label, extra in (("default (mnist_dcgan), with its final evaluation", []),
+                         ("default (mnist_dcgan), evaluation off", no_eval),
                          ("seed preset (mlp), evaluation off", ["experiment=seed", *no_eval])):
         result = _run_ganrun([*extra, *common], label)
         print(f"  startup {label}: {result}", flush=True)
         results.append(result)
     return results
 
+
+
+ROOT = Path(__file__).resolve().parents[1]
+# The loop grid's models. "dcgan" is the plain unconditional DCGAN (experiment=base:
+# non-saturating loss, no EMA), the model the grid has always timed, so its rows stay
+# comparable with earlier runs; the default experiment has its own section (bench_default).
+MODELS = {"mlp": ["experiment=seed"], "dcgan": ["experiment=base"]}
+PRESETS = {**MODELS, "default": ["experiment=mnist_dcgan"]}
+
+
+def compose(model: str, *overrides: str):
+    """The benchmark's config of `model` (PRESETS): real MNIST when present, else fake data of
+    the same size. Here, not in bench.py, so bench_levers can use it without a circle."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    data = (["data=mnist"] if mnist_available()
+            else ["data=fake", "data.num_examples=60000"])
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return hydra_compose("train", overrides=[*PRESETS[model], *data, *overrides])

@@ -52,7 +52,7 @@ def run_one(name: str, overrides: list[str], seed: int, budget: str, out_dir: Pa
         return row
     metrics = json.loads(metrics_path.read_text())
     evaluation = metrics.get("eval", {})
-    row.update(step=metrics["step"], stopped_by=metrics.get("stopped_by", {}).get("value"),
+    row.update(step=metrics["step"], stopped_by=metrics.get("stopped_by"),
                steps_per_sec=metrics.get("perf/steps_per_sec", {}).get("value"),
                definition=evaluation.get("definition"))
     for metric in METRICS:
@@ -71,7 +71,7 @@ def _cell(value, digits=3) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| preset | seed | FID (floor) | KID×1e3 (floor) | precision (floor) | "
+    head = ("| preset | seed | FID (floor) | KID (floor) | precision (floor) | "
             "recall (floor) | classes | steps reached | steps/s | wall | load before→after |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in rows:
@@ -79,11 +79,10 @@ def markdown(rows: list[dict]) -> str:
             lines.append(f"| {row['name']} | {row['seed']} | failed (exit "
                          f"{row['exit_code']}) |" + " |" * 8)
             continue
-        kid = row.get("kid")
         lines.append(
             f"| {row['name']} | {row['seed']} | {_cell(row.get('fid'))} "
-            f"({_cell(row.get('fid_floor'))}) | {_cell(kid and kid * 1e3)} "
-            f"({_cell(row.get('kid_floor') and row['kid_floor'] * 1e3)}) | "
+            f"({_cell(row.get('fid_floor'))}) | {_cell(row.get('kid'))} "
+            f"({_cell(row.get('kid_floor'))}) | "
             f"{_cell(row.get('precision'), 2)} ({_cell(row.get('precision_floor'), 2)}) | "
             f"{_cell(row.get('recall'), 2)} ({_cell(row.get('recall_floor'), 2)}) | "
             f"{_cell(row.get('classes_covered'))}/10 | {row.get('step')} | "

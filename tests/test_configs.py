@@ -41,7 +41,8 @@ def test_the_default_experiment_is_the_budgeted_conditional_dcgan_on_mnist(compo
     assert cfg.model.generator._target_.endswith("dcgan_generator")
     assert cfg.model.conditional == "auto"
     assert cfg.loss._target_.endswith("hinge")
-    assert cfg.train.max_time == "9m" and cfg.train.ema_decay == pytest.approx(0.999)
+    assert cfg.train.max_time == "9m" and cfg.train.ema_decay == pytest.approx(0.9995)
+    assert cfg.train.precision == "mixed_bfloat16"
 
 
 def test_a_conditional_auto_model_is_unconditional_on_unlabelled_data(compose):

@@ -75,7 +75,7 @@ def test_text_experiments_train_a_few_steps(compose, tmp_path, corpus, experimen
     # The presets' 5 D updates per G update are kept for coco_relgan only: each is a rollout
     # in the traced graph, and tracing dominates these tests.
     d_steps = [] if experiment == "coco_relgan" else ["train.d_steps=1"]
-    cfg = compose(f"experiment={experiment}", *data, "train.steps=4", "train.pretrain_steps=2",
+    cfg = compose(*data, f"experiment={experiment}", "train.steps=4", "train.pretrain_steps=2",
                   "train.steps_per_call=2", "train.batch_size=8", "train.sample_grid=4",
                   *d_steps, *SHRINK)
     metrics = train_from_config(cfg, tmp_path / "run")  # tmp_path holds the corpus
@@ -144,7 +144,7 @@ def test_rollout_is_seeded_and_gumbel_softmax_sums_to_one():
 
 def test_text_model_on_image_data_is_a_config_error(compose, tmp_path):
     with pytest.raises(ConfigError, match="text"):
-        make_trainer(compose("model=relgan"))
+        make_trainer(compose("experiment=base", "model=relgan"))
 
 
 def test_pretrain_steps_above_steps_is_a_config_error(compose, corpus):

@@ -145,8 +145,8 @@ def test_best_metric_needing_nll_gen_is_a_config_error_before_training(compose, 
 
 def test_image_model_on_character_data_names_both_text_models(compose, corpus):
     with pytest.raises(ConfigError, match="wgan_char"):
-        make_trainer(compose("data=text", f"data.path={corpus}", "data.level=char",
-                             "model=dcgan"))
+        make_trainer(compose("experiment=base", "data=text", f"data.path={corpus}",
+                             "data.level=char", "model=dcgan"))
 
 
 @pytest.mark.slow  # trains a tiny relgan (two traced phases): ~15 s loaded

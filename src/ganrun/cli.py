@@ -5,6 +5,7 @@ Commands:
   sample  draw images from a run's latest checkpoint (`ganrun sample run=<dir> n=64 out=x.png`)
   eval    image metrics of a run against the test split, with floors (`ganrun eval run=<dir>`)
   report  a sweep's parameters vs final metrics: Markdown, CSV, PNG (`ganrun report <dir>`)
+  dashboard  optuna-dashboard on a study, on 127.0.0.1 (`ganrun dashboard <sweep dir>`)
 
 Hydra parses the overrides and owns the run directory; this module (with `build.py`) is the
 only place that sees a Hydra config. Exit codes: 0 done, 2 a problem in the config or the data
@@ -144,13 +145,16 @@ def _train_into(cfg, run_dir: Path, dataset, trainer, evaluation) -> dict:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def _train(cfg: DictConfig):
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    return _guarded(lambda: _train_job(cfg, run_dir))
+
+
+def _train_job(cfg: DictConfig, run_dir: Path) -> float | None:
+    from ganrun import pruning  # an Optuna trial's job reports to its trial (docs/sweeps.md)
+
     alone = OmegaConf.select(cfg, "train.strategy") != "multi_worker"  # else: the chief locks
-
-    def task():
-        with rundir.locked(run_dir) if alone else contextlib.nullcontext():
-            return _record_hparams(cfg, run_dir, train_from_config(cfg, run_dir))
-
-    return _guarded(task)
+    with rundir.locked(run_dir) if alone else contextlib.nullcontext(), \
+            pruning.active_trial(HydraConfig.get().sweeper, cfg.objective.metric, cfg.train.steps):
+        return _record_hparams(cfg, run_dir, train_from_config(cfg, run_dir))
 
 
 def _record_hparams(cfg: DictConfig, run_dir: Path, metrics: dict) -> float | None:
@@ -224,7 +228,14 @@ def _report():
     sys.exit(report_main(sys.argv[1:], prog=sys.argv[0]))
 
 
-COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "report": _report}
+def _dashboard():
+    from ganrun.dashboard import main as dashboard_main  # optuna-dashboard on 127.0.0.1
+
+    sys.exit(dashboard_main(sys.argv[1:], prog=sys.argv[0]))
+
+
+COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "report": _report,
+            "dashboard": _dashboard}
 
 
 def _train_dir_problem(args: list[str]) -> str | None:
@@ -267,7 +278,7 @@ def main() -> None:
     if problem:  # Hydra would print several lines, or a traceback for the directory
         print(f"ganrun: error: {problem}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
-    if command != "report":  # before TensorFlow is imported (it forks a filter process)
+    if command in ("train", "sample", "eval"):  # before TensorFlow is imported (it forks)
         quiet.install(sys.argv[2:])
     if command == "train":
         _lock_run_dir(args)

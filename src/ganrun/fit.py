@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 from keras.optimizers.schedules import LearningRateSchedule
 
-from ganrun import distribute, guard, summaries
+from ganrun import distribute, guard, pruning, summaries
 from ganrun.budget import Budget, parse_duration
 from ganrun.checkpoints import Checkpoints
 from ganrun.rundir import read_json
@@ -148,10 +148,10 @@ def _final_metrics(window: MetricWindow, whole_run: MetricWindow, trainer, step:
     values.update({k: v for k, v in whole_run.means().items() if k.startswith("perf/")})
     return {
         "step": step,
-        "stopped_by": {"value": stopped_by,
-                       "definition": "what ended training: 'steps' (train.steps reached) or "
-                                     "'max_time' (the wall-clock budget train.max_time="
-                                     f"{options.max_time!r} of this process's training loop)"},
+        # What ended training, beside the step it reached: "steps" (train.steps) or
+        # "max_time" (the wall-clock budget, ganrun.budget). A plain string like "step", so
+        # every {"value", "definition"} entry stays a number.
+        "stopped_by": stopped_by,
         "wall_time_s": {"value": round(wall_seconds, 2),
                         "definition": "wall time of this process's training loop, seconds"},
         **{name: {"value": values[name], "definition": definitions[name]}
@@ -291,6 +291,7 @@ def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
             evaluation.periodic(trainer, step, writer, run_dir)
         if guard.stop_requested():  # SIGTERM / Ctrl-C: checkpoint, flush, raise TrainingStopped
             guard.stop_gracefully(checkpoints, writer, step, run_dir)
+        pruning.stop_if_pruned(checkpoints, writer, step, run_dir)  # an Optuna trial's pruner
         if budget.expired() and step < options.steps:
             stopped_by = "max_time"
             _stop_for_budget(trainer, checkpoints, writer, window, budget, step, run_dir,

@@ -60,12 +60,19 @@ def stop_requested() -> bool:
     return _active is not None and _active.signum is not None
 
 
-def stop_gracefully(checkpoints, writer, step: int, run_dir) -> None:
-    """Checkpoint `step` (unless that checkpoint exists), flush TensorBoard, and raise
-    TrainingStopped with a message saying how to resume."""
+def checkpoint_and_flush(checkpoints, writer, step: int) -> str:
+    """Checkpoint `step` (unless that checkpoint exists) and flush TensorBoard: what every
+    graceful stop (a signal, a pruned trial: ganrun.pruning) does; returns the path."""
     paths = checkpoints.paths()
     path = paths[-1] if paths and paths[-1].endswith(f"ckpt-{step}") else checkpoints.save(step)
     writer.flush()
+    return path
+
+
+def stop_gracefully(checkpoints, writer, step: int, run_dir) -> None:
+    """Checkpoint `step` (unless that checkpoint exists), flush TensorBoard, and raise
+    TrainingStopped with a message saying how to resume."""
+    path = checkpoint_and_flush(checkpoints, writer, step)
     raise TrainingStopped(
         f"stopped by {_active.name} at step {step} after writing {path}; resume by running "
         f"the same command with hydra.run.dir={run_dir}.", _active.signum)

@@ -8,7 +8,9 @@ numbers in `metrics.json` (nested names joined by "/": `eval/fid`). Runs are sor
 objective (default: the runs' `objective.metric` and `objective.direction`), the best is
 marked, and runs without metrics.json (failed, interrupted or running) are listed with the
 error line of their train.log. Writes DIR/report.md, report.csv and report.png (the objective
-against each swept parameter).
+against each swept parameter). For a sweep of the ganrun_optuna sweeper (DIR/study.yaml) it
+adds each run's trial state (a `state` column; pruned runs say where), the study's counts by
+state, its best trial and Optuna's parameter importances, also in DIR/report_study.csv.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from omegaconf import ListConfig, OmegaConf
 
+from ganrun import study
 from ganrun.errors import GanrunError
 from ganrun.hparams import metric_entries
 from ganrun.rundir import read_json, read_yaml
@@ -38,6 +41,7 @@ class Run:
     definitions: dict[str, str] = field(default_factory=dict)
     objective: tuple[str, str] | None = None   # (metric, direction) from the run's config
     error: str = ""
+    state: str = ""                # its Optuna trial's state (COMPLETE, PRUNED, ...), if any
 
 
 def _natural_key(text: str):
@@ -153,11 +157,13 @@ def table_rows(runs: list[Run], swept: list[str], objective: str) -> tuple[list[
     """(header, rows): best mark, run, swept parameters, objective, other metrics, error."""
     others = sorted({name for run in runs for name in run.metrics} - {objective, "step"},
                     key=_metric_order)
-    header = ["best", "run", *swept, objective, "step", *others, "error"]
+    states = ["state"] if any(run.state for run in runs) else []  # an Optuna study's sweep
+    header = ["best", "run", *states, *swept, objective, "step", *others, "error"]
     rows = []
     for index, run in enumerate(runs):
         best = BEST if index == 0 and objective in run.metrics else ""
-        rows.append([best, run.name, *(run.params.get(n, "") for n in swept),
+        rows.append([best, run.name, *([run.state] if states else []),
+                     *(run.params.get(n, "") for n in swept),
                      *(run.metrics.get(n, "") for n in (objective, "step", *others)), run.error])
     return header, rows
 
@@ -178,6 +184,25 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
         writer.writerows(rows)
 
 
+def _study(root: Path, runs: list[Run]) -> study.StudySummary | None:
+    """The Optuna study of a ganrun_optuna sweep in `root` (None for other directories); sets
+    each trial's run (directory `<root>/<trial number>`) its state, and a pruned run's error
+    to where it was pruned."""
+    found = study.find_study(root)
+    if found is None:
+        return None
+    summary = study.summarize(*found)
+    for run in runs:
+        trial = summary.trials.get(int(run.name)) if run.name.isdigit() else None
+        if trial is None:
+            continue
+        run.state = trial.state
+        if trial.state == "PRUNED":
+            run.error = (f"pruned at step {trial.last_step} (reported value "
+                         f"{trial.last_value:.4g})" if trial.last_step is not None else "pruned")
+    return summary
+
+
 def report(root: Path, objective: str | None = None, direction: str | None = None) -> str:
     """Build the report of the runs under `root`; write report.{md,csv,png}; return the text."""
     root = Path(root)
@@ -189,6 +214,7 @@ def report(root: Path, objective: str | None = None, direction: str | None = Non
                           "pass the sweep directory printed by `ganrun train -m`.")
     configured = next((run.objective for run in runs if run.objective), ("loss/g", "minimize"))
     objective, direction = objective or configured[0], direction or configured[1]
+    summary = _study(root, runs)
     runs = sort_runs(runs, objective, direction)
     swept, common = swept_parameters(runs)
     header, rows = table_rows(runs, swept, objective)
@@ -202,10 +228,13 @@ def report(root: Path, objective: str | None = None, direction: str | None = Non
     if not scored:
         lines.append(f"No run has {objective}; choose another with --objective.")
     failed = [f"- {run.name}: {run.error}" for run in runs if run.error]
-    lines += ["Failed or incomplete runs:", *failed] if failed else []
+    lines += ["Failed, pruned or incomplete runs:", *failed, ""] if failed else []
+    lines += study.markdown(summary) if summary else []
     text = "\n".join(lines) + "\n"
     (root / "report.md").write_text(text)
     write_csv(root / "report.csv", header, rows)
+    if summary:
+        write_csv(root / "report_study.csv", ["key", "value"], study.csv_rows(summary))
     if scored:
         from ganrun.report_plot import plot_objective  # noqa: PLC0415 (matplotlib is slow)
 
@@ -228,5 +257,6 @@ def main(argv: list[str] | None = None, prog: str = "ganrun report") -> int:
     except GanrunError as exc:
         print(f"ganrun: error: {exc}", file=sys.stderr)
         return 2
-    print(f"Written {args.dir / 'report.md'}, report.csv and report.png.")
+    extra = ", report_study.csv" if study.find_study(args.dir) else ""
+    print(f"Written {args.dir / 'report.md'}, report.csv{extra} and report.png.")
     return 0

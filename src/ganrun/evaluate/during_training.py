@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ganrun import summaries
+from ganrun import pruning, summaries
 from ganrun.data.images import ImageData
 from ganrun.evaluate import scores
 from ganrun.evaluate.best import BEST_DIR, BestCheckpoint, read_best, resolve_metric
@@ -66,6 +66,7 @@ class TrainingEvaluation:
         self.best.offer(evaluated_generator(trainer), step, section, run_dir,
                         f"{self.n} samples vs {self._scorer.n_real} real images, see "
                         "eval_periodic/definition in TensorBoard")
+        pruning.report(step, {f"eval_periodic/{k}": v for k, v in scores.scalars(section).items()})
         return section
 
     def final(self, trainer, step: int, writer) -> dict | None:

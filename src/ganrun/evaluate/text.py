@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from ganrun import summaries
+from ganrun import pruning, summaries
 from ganrun.data.corpora import TextData
 from ganrun.errors import ConfigError
 from ganrun.evaluate.best import BEST_DIR, BestCheckpoint, read_best, resolve_metric
@@ -196,6 +196,7 @@ class TextEvaluation:
         self.best.offer(trainer.generator, step, section, run_dir,
                         f"{self.n} samples at temperature 1, seed {self.seed}; NLL-gen on "
                         f"{min(self.n, 1000)} test sequences")
+        pruning.report(step, flat(section, "eval_periodic"))  # an Optuna trial's pruner
 
     def final_entries(self, trainer, step: int, writer, run_dir: Path) -> dict:
         """metrics.json's "eval" (every metric of `final_n` samples of the final generator),

@@ -1,0 +1,57 @@
+"""`make bench`'s accounting (scripts/bench_loops.py, bench_system.py, bench.py): the FLOPs it
+divides by, the convolution peak it divides into, and which presets its sections time."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, make_trainer
+
+sys.path.insert(0, str(ROOT / "scripts"))
+bench_loops = pytest.importorskip("bench_loops")
+
+
+def test_step_flops_of_the_default_count_projection_and_ema(compose):
+    """mnist_dcgan on 28x28x1 with 10 classes, counted by hand from the architecture."""
+    cfg = compose("experiment=mnist_dcgan")
+    trainer = make_trainer(cfg)
+    assert trainer.num_classes == 10 and trainer.ema and trainer.ema.has_batch_norm
+    # G: Dense (z + 32 label embedding) -> 7*7*128, up_0 7x7 input 4x4x64x128,
+    # image 14x14 input 4x4x1x64 (transposed: every input pixel writes kh*kw*cout).
+    z = cfg.model.latent_dim + 32
+    f_g = 2 * z * 6272 + 2 * 49 * 16 * 64 * 128 + 2 * 196 * 16 * 1 * 64
+    # D: down_0 14x14 output 4x4x1x64, down_1 7x7 output 4x4x64x128, logit, projection.
+    f_d = 2 * 196 * 16 * 64 + 2 * 49 * 16 * 64 * 128 + 2 * 6272 + 2 * 6272
+    assert bench_loops.forward_flops(trainer.generator) == f_g
+    assert bench_loops.forward_flops(trainer.discriminator) == f_d
+    batch = trainer.options.batch_size
+    assert bench_loops.adversarial_step_flops(
+        trainer.generator, trainer.discriminator, batch, ema_forward=True) == batch * (
+            5 * f_g + 8 * f_d)
+    assert bench_loops.adversarial_step_flops(
+        trainer.generator, trainer.discriminator, batch) == batch * (4 * f_g + 8 * f_d)
+
+
+def test_grid_dcgan_stays_the_plain_unconditional_dcgan():
+    """The loop comparison's "dcgan" must not follow the default experiment (conditional,
+    hinge, EMA), or its rows stop being comparable with earlier runs."""
+    bench_system = pytest.importorskip("bench_system")
+    grid, default = bench_system.compose("dcgan"), bench_system.compose("default")
+    assert grid.model.conditional is False and grid.train.ema_decay == 0
+    assert grid.loss._target_.endswith("nonsaturating")
+    assert default.model.conditional == "auto" and default.train.ema_decay > 0
+    assert default.loss._target_.endswith("hinge")
+
+
+def test_conv_peak_reports_every_setting():
+    """Every layout and precision runs (a tiny shape: the figures round to ~0 here)."""
+    bench_system = pytest.importorskip("bench_system")
+    peak = bench_system.conv_peak(batch=2, side=8, channels=8, repeats=1)
+    settings = {"float32", "float32_nchw"} | ({"bfloat16"} if bench_system.bf16_supported()
+                                              else set())
+    assert settings == {name for name, value in peak.items() if isinstance(value, dict)}
+    for name in settings:
+        assert peak[name]["gflop_per_cpu_s"] >= 0 and peak[name]["gflops"] >= 0
+    assert peak["shape"] == "2x8x8x8 * 3x3x8x8"
