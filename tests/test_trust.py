@@ -53,6 +53,11 @@ def test_every_shipped_config_target_is_allowed(compose):
         cfg = hydra_compose("train", overrides=["hparams_search=mnist_optuna"],
                             return_hydra_config=True)
     targets.check_targets(cfg, "train.yaml")
+    # Every file, composed above or not (samplers, pruners, launchers): the nodes outside
+    # `hydra:` were checked in place by the compositions above.
+    for path in sorted(CONFIG_DIR.rglob("*.yaml")):
+        for target in re.findall(r"^\s*_target_:\s*(\S+)", path.read_text(), re.M):
+            assert targets.allowed(target, in_hydra_node=True), (path, target)
     assert targets.allowed("keras.optimizers.SGD")
     assert not targets.allowed("keras.optimizers.schedules")
 

@@ -14,7 +14,7 @@ Allowed:
   (`...TextData.save`), not something the module merely imported;
 - the Keras optimizers (`keras.optimizers.<Name>`, the classes in KERAS_OPTIMIZERS);
 - in the `hydra:` node only (what Hydra itself instantiates: launchers, sweepers,
-  callbacks), Hydra's plugins, Optuna's samplers and ganrun's sweep callback;
+  callbacks), Hydra's plugins, Optuna's samplers and pruners, and ganrun's sweep callback;
 - whatever the user registers in the environment variable `GANRUN_EXTRA_TARGETS`: a
   comma-separated list of exact targets (`mypkg.models.my_generator`) or module prefixes
   ending in `.*` (`mypkg.models.*`). The environment belongs to the user running ganrun, not
@@ -55,7 +55,8 @@ KERAS_OPTIMIZERS = frozenset(f"keras.optimizers.{name}" for name in (
     "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb", "Lion",
     "Nadam", "RMSprop", "SGD"))
 # Only under `hydra:` (Hydra instantiates these itself, before ganrun's code runs).
-HYDRA_PREFIXES = ("hydra._internal.core_plugins.", "hydra_plugins.", "optuna.samplers.")
+HYDRA_PREFIXES = ("hydra._internal.core_plugins.", "hydra_plugins.", "optuna.samplers.",
+                  "optuna.pruners.")
 HYDRA_TARGETS = frozenset({"ganrun.cli.SweepComposed"})
 EXTRA_VARIABLE = "GANRUN_EXTRA_TARGETS"
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
