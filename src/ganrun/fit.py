@@ -21,6 +21,7 @@ from keras.optimizers.schedules import LearningRateSchedule
 from ganrun import distribute, guard, pruning, summaries
 from ganrun.budget import Budget, parse_duration
 from ganrun.checkpoints import Checkpoints
+from ganrun.rundir import read_json
 from ganrun.train import METRIC_NAMES, AdversarialTrainer, grid_inputs
 
 log = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ def fit(trainer: AdversarialTrainer, run_dir: Path, config_text: str = "",
         log.info("The run is at step %d, which is train.steps=%d already; raise train.steps "
                  "to train further.", step, options.steps)
         metrics_path = run_dir / "metrics.json"
-        return json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        return read_json(metrics_path) if metrics_path.is_file() else {}
     writer = tf.summary.create_file_writer(str(run_dir / "tb"))
     if config_text:
         summaries.write_text(writer, "config", f"```\n{config_text}\n```", step)

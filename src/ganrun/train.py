@@ -53,9 +53,14 @@ class TrainOptions:
       d_steps: discriminator updates per generator update.
       keep_checkpoints: how many recent checkpoints to keep.
       sample_grid: number of images in the fixed-latent sample grid.
-      on_nonfinite: "stop" (raise TrainingDiverged) or "rollback" (restore the last good
+      on_divergence: "stop" (raise TrainingDiverged) or "rollback" (restore the last good
         checkpoint and multiply the learning rates by rollback_lr_factor, at most
-        max_rollbacks times) when a loss or weight becomes NaN or infinite; see ganrun.guard.
+        max_rollbacks times) when a loss or weight becomes NaN or infinite, or a loss or mean
+        logit passes divergence_bound; see ganrun.guard.
+      on_nonfinite: the old name of on_divergence; when set (not None) it wins, and after
+        construction both hold the policy in force.
+      divergence_bound: |loss/*| or |logits/*| (means over a compiled call) above this counts
+        as divergence; None or 0 turns the bound off (NaN and inf still count).
       ema_decay: 0 (off) or the decay of an exponential moving average of the generator's
         weights (e.g. 0.999), used for samples and generator.keras; see ganrun.ema.
       lr_schedule: "constant" or "linear" (both learning rates decay linearly to 0 at `steps`).
@@ -90,7 +95,9 @@ class TrainOptions:
     d_steps: int = 1
     keep_checkpoints: int = 3
     sample_grid: int = 64
-    on_nonfinite: str = "stop"
+    on_divergence: str = "stop"
+    on_nonfinite: str | None = None
+    divergence_bound: float | None = 1e4
     max_rollbacks: int = 3
     rollback_lr_factor: float = 0.5
     ema_decay: float = 0.0
@@ -108,7 +115,8 @@ class TrainOptions:
     def __post_init__(self):
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.name in ("seed", "jit_compile", "on_nonfinite", "rollback_lr_factor",
+            if field.name in ("seed", "jit_compile", "on_nonfinite", "on_divergence",
+                              "divergence_bound", "rollback_lr_factor",
                               "ema_decay", "lr_schedule", "strategy", "precision",
                               "best_metric", "fuse_d_pass", "max_time"):
                 continue  # checked below, or by the evaluation
@@ -125,9 +133,18 @@ class TrainOptions:
         if self.fuse_d_pass not in ("auto", True, False):
             raise ConfigError(f"train.fuse_d_pass={self.fuse_d_pass!r} must be auto, true or "
                               "false.")
-        if self.on_nonfinite not in ("stop", "rollback"):
-            raise ConfigError(f"train.on_nonfinite={self.on_nonfinite!r} must be stop or "
-                              "rollback.")
+        for name in ("on_nonfinite", "on_divergence"):
+            value = getattr(self, name)
+            if value not in ("stop", "rollback") and (value is not None or name != "on_nonfinite"):
+                raise ConfigError(f"train.{name}={value!r} must be stop or rollback.")
+        policy = self.on_nonfinite or self.on_divergence  # the old name wins when set
+        object.__setattr__(self, "on_nonfinite", policy)
+        object.__setattr__(self, "on_divergence", policy)
+        bound = self.divergence_bound
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int | float)
+                                  or not bound >= 0):
+            raise ConfigError(f"train.divergence_bound={bound!r} must be a positive number "
+                              "(e.g. 1e4), or 0 or null for no bound.")
         factor = self.rollback_lr_factor
         if isinstance(factor, bool) or not isinstance(factor, int | float) or not 0 < factor < 1:
             raise ConfigError(f"train.rollback_lr_factor={factor!r} must be a number between 0 "

@@ -9,7 +9,6 @@ one, leaving the training entries alone — and to TensorBoard (`eval/<metric>` 
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from ganrun.errors import ConfigError, DataError
 from ganrun.evaluate import scores
 from ganrun.evaluate.during_training import write_section
 from ganrun.evaluate.feature_net import EvaluatorOptions, load_or_train, write_json_atomic
+from ganrun.rundir import read_json
 from ganrun.sample import generate, load_generator, num_classes
 
 
@@ -48,7 +48,7 @@ def _step_of(checkpoint_path: str) -> int:
 def update_metrics_json(run_dir: Path, key: str, section: dict) -> None:
     """Set metrics.json[key] = section, keeping every other entry."""
     path = Path(run_dir) / "metrics.json"
-    content = json.loads(path.read_text()) if path.is_file() else {}
+    content = read_json(path) if path.is_file() else {}  # damaged: one sentence naming it
     content[key] = section
     write_json_atomic(path, content)
 
