@@ -18,6 +18,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs"
 TINY = [
+    # train.yaml's plain recipe (unconditional DCGAN, no EMA, constant rates, float32): what
+    # most tests were written against. The default preset, mnist_dcgan, is covered by its own
+    # tests (test_configs, test_guide, test_budget, the MNIST end-to-end test), and a test's
+    # own experiment=... comes later and wins.
+    "experiment=base",
     "data=fake", "train.steps=4", "train.batch_size=8", "train.log_every=2",
     "train.sample_every=4", "train.checkpoint_every=2", "train.steps_per_call=2",
     "train.sample_grid=4",

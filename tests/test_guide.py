@@ -141,7 +141,7 @@ def image_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("guide") / "image"
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         # The default preset: conditional DCGAN, hinge loss, EMA generator, mixed_bfloat16.
-        cfg = compose("train", overrides=[*TINY])
+        cfg = compose("train", overrides=[*TINY, "experiment=mnist_dcgan"])
     assert cfg.model.conditional == "auto" and cfg.train.ema_decay > 0
     train_from_config(cfg, run)
     return run

@@ -80,8 +80,8 @@ def test_text_experiments_train_a_few_steps(compose, tmp_path, corpus, experimen
     cfg = compose(*data, f"experiment={experiment}", "train.steps=4", "train.pretrain_steps=2",
                   "train.steps_per_call=2", "train.batch_size=8", "train.sample_grid=4",
                   *d_steps, *SHRINK)
-    metrics = train_from_config(cfg, tmp_path)
-    _check_run(metrics, tmp_path)
+    metrics = train_from_config(cfg, tmp_path / "run")  # tmp_path holds the corpus
+    _check_run(metrics, tmp_path / "run")
     if experiment.startswith("oracle"):
         assert metrics["eval"]["nll_oracle"]["value"] > 0
         assert metrics["eval"]["oracle_entropy"]["value"] > 0
@@ -90,7 +90,7 @@ def test_text_experiments_train_a_few_steps(compose, tmp_path, corpus, experimen
 def test_mle_only_run_logs_only_the_mle_phase(compose, tmp_path, corpus):
     cfg = compose(*_text(corpus), "experiment=coco_mle", "train.steps=4",
                   "train.pretrain_steps=4", "train.batch_size=8", *SHRINK)
-    metrics = train_from_config(cfg, tmp_path)
+    metrics = train_from_config(cfg, tmp_path / "run")  # tmp_path holds the corpus
     assert "mle/nll" in metrics and "loss/d" not in metrics
 
 

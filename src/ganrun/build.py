@@ -23,6 +23,7 @@ from ganrun.errors import ConfigError, GanrunError
 from ganrun.evaluate.feature_net import EvaluatorOptions
 from ganrun.models.image import pixel_range
 from ganrun.regularization import Regularization
+from ganrun.targets import check_targets
 from ganrun.trainers.options import TrainOptions
 from ganrun.trainers.protocol import Trainer
 
@@ -31,8 +32,11 @@ def _instantiate(node: DictConfig, where: str, **objects):
     """`instantiate(node)(**objects)` with errors turned into one sentence naming the node.
 
     Objects (a DataSpec, say) are passed to the built partial rather than to `instantiate`,
-    which would merge them into the config and turn them into dicts.
+    which would merge them into the config and turn them into dicts. Every `_target_` of
+    the node is checked against ganrun's allowlist first (ganrun.targets); callers that
+    load a whole config check all of it before the first build.
     """
+    check_targets(node, f"the {where} config")
     try:
         if not objects:
             return instantiate(node, _convert_="all")
@@ -72,7 +76,11 @@ def evaluator_options(node: DictConfig | None) -> EvaluatorOptions:
 
 def data(cfg: DictConfig) -> ImageData:
     """Load the dataset named by `cfg.data` (returns data with its DataSpec)."""
-    return _instantiate(cfg.data, "data")
+    loaded = _instantiate(cfg.data, "data")
+    if not isinstance(getattr(loaded, "spec", None), DataSpec):  # ImageData or TextData
+        raise ConfigError(f"data: {cfg.data.get('_target_')} built a {type(loaded).__name__}, "
+                          "not a dataset; choose one of the data configs (ganrun train --help).")
+    return loaded
 
 
 def conditional(cfg: DictConfig, spec: DataSpec) -> bool:

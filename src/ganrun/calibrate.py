@@ -214,7 +214,8 @@ def load(run_dir: Path):
         raise GanrunError(f"{run_dir} has no calibrated discriminator; run `ganrun calibrate "
                           f"run={run_dir}` first.")
     record = json.loads((directory / "calibration.json").read_text())
-    critic = keras.models.load_model(directory / "discriminator.keras", compile=False)
+    critic = keras.models.load_model(directory / "discriminator.keras", compile=False,
+                                     safe_mode=True)
     return critic, tuple(record["scaling"]), record
 
 

@@ -38,8 +38,12 @@ class Checkpoints:
         """Checkpoint prefixes the state file lists, newest last."""
         return list(self.manager.checkpoints)
 
-    def restore_latest(self) -> str | None:
+    def restore_latest(self, partial: bool = False) -> str | None:
         """Restore the newest readable checkpoint; return its path, or None if there is none.
+
+        `partial`: the checkpoint object holds only part of what was saved (the generator, for
+        sampling), so the rest is expected to stay unread: TensorFlow is told so and does not
+        warn about every unread value.
 
         Raises GanrunError if checkpoints exist but none matches the models (a different
         experiment's run directory).
@@ -47,7 +51,10 @@ class Checkpoints:
         failures = []
         for path in reversed(self.paths()):
             try:
-                self.checkpoint.restore(path).assert_existing_objects_matched()
+                status = self.checkpoint.restore(path)
+                if partial:
+                    status.expect_partial()
+                status.assert_existing_objects_matched()
             # A truncated data file raises IndexError ("Read less bytes than requested").
             except (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError,
                     OSError) as exc:

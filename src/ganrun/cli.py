@@ -16,6 +16,7 @@ TensorFlow is imported only once a command runs, so `--help` answers at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -27,8 +28,15 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from ganrun import quiet, rundir
 from ganrun.errors import GanrunError
-from ganrun.preflight import config_problem, output_dir_problem
+from ganrun.preflight import (
+    config_problem,
+    output_dir_problem,
+    run_dir_override,
+    target_override_problem,
+)
+from ganrun.targets import check_targets
 
 # configs/ of the checkout (src/ganrun/configs links to it), or the copy a wheel ships.
 CONFIG_DIR = str(Path(__file__).resolve().parent / "configs")
@@ -79,11 +87,9 @@ def train_from_config(cfg: DictConfig, run_dir: Path) -> dict:
     directory that already holds checkpoints is resumed, but only by the same experiment.
     """
     from ganrun import build, distribute
-    from ganrun.data.spec import DataSpec
-    from ganrun.fit import fit
-    from ganrun.guard import StopRequest
 
     run_dir = Path(run_dir)
+    check_targets(cfg, "the config")  # every _target_, before the first is built
     options = build.train_options(cfg.train)  # bad options fail before the data is loaded
     # Before TensorFlow runs any op: MultiWorkerMirroredStrategy must be made first.
     distribute.make_strategy(options.strategy)
@@ -91,21 +97,34 @@ def train_from_config(cfg: DictConfig, run_dir: Path) -> dict:
     dataset = build.data(cfg)
     trainer = build.trainer(cfg, dataset)
     evaluation = _evaluation(dataset, options, evaluator, trainer)
-    saved_config, saved_spec = run_dir / "experiment.yaml", run_dir / "data_spec.json"
-    has_checkpoint = (run_dir / "checkpoints" / "checkpoint").is_file()
-    if has_checkpoint and saved_config.is_file() and saved_spec.is_file():
-        before = build.experiment_fingerprint(OmegaConf.load(saved_config),
-                                              DataSpec.from_json(saved_spec))
-        if before != build.experiment_fingerprint(cfg, dataset.spec):
-            raise GanrunError(
-                f"{run_dir} holds checkpoints of a different experiment (data, model, loss or "
-                f"optimizer differ from {saved_config}); train into a new hydra.run.dir.")
-    elif not has_checkpoint:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, saved_config, resolve=True)
-        dataset.spec.to_json(saved_spec)
-        if dataset.spec.kind == "text":
+    chief = distribute.is_chief(distribute.make_strategy(options.strategy))
+    return _train_owned(cfg, run_dir, dataset, trainer, evaluation, chief)
+
+
+def _train_owned(cfg, run_dir: Path, dataset, trainer, evaluation, chief: bool) -> dict:
+    """Own `run_dir` (lock, ownership, the experiment's fingerprint), then train into it.
+    A multi-worker run's other workers share the directory: they neither lock nor write it,
+    but check the fingerprint too, so every worker's checkpoint holds the same objects."""
+    from ganrun import experiment_record
+
+    with rundir.locked(run_dir) if chief else contextlib.nullcontext():  # held by main, often
+        problem = rundir.ownership_problem(run_dir) if chief else None
+        if problem:
+            raise GanrunError(problem)
+        resumed = experiment_record.check_resume(run_dir, cfg, dataset.spec, trainer.checkpoint)
+        if chief and (not resumed or not (run_dir / "experiment.yaml").is_file()):
+            experiment_record.record(run_dir, cfg, dataset.spec)
+        if chief and dataset.spec.kind == "text" and not (
+                resumed and (run_dir / "vocab.json").is_file()):
             dataset.save(run_dir)  # vocab.json
+        return _train_into(cfg, run_dir, dataset, trainer, evaluation)
+
+
+def _train_into(cfg, run_dir: Path, dataset, trainer, evaluation) -> dict:
+    from ganrun import build
+    from ganrun.fit import fit
+    from ganrun.guard import StopRequest
+
     log.info("Run directory: %s", run_dir.resolve())
     _, loss_name = build.loss(cfg)
     with StopRequest():  # SIGTERM / Ctrl-C stop after the current compiled call
@@ -137,7 +156,9 @@ def _train(cfg: DictConfig):
 def _train_job(cfg: DictConfig, run_dir: Path) -> float | None:
     from ganrun import pruning  # an Optuna trial's job reports to its trial (docs/sweeps.md)
 
-    with pruning.active_trial(HydraConfig.get().sweeper, cfg.objective.metric, cfg.train.steps):
+    alone = OmegaConf.select(cfg, "train.strategy") != "multi_worker"  # else: the chief locks
+    with rundir.locked(run_dir) if alone else contextlib.nullcontext(), \
+            pruning.active_trial(HydraConfig.get().sweeper, cfg.objective.metric, cfg.train.steps):
         return _record_hparams(cfg, run_dir, train_from_config(cfg, run_dir))
 
 
@@ -200,28 +221,14 @@ def _sample(cfg: DictConfig):
 def _eval(cfg: DictConfig):
     def task():
         from ganrun import build
-        from ganrun.evaluate.run_eval import evaluate_run, evaluate_text_run_dir, format_table
 
         run_dir, evaluator = Path(cfg.run), build.evaluator_options(cfg.evaluator)
-        experiment = run_dir / "experiment.yaml"
-        if not experiment.is_file():
-            raise GanrunError(f"{run_dir} is not a ganrun run directory (no experiment.yaml); "
-                              "pass run=<the hydra.run.dir of a training run>.")
-        # The run's own data, loaded as it was for training (checked against data_spec.json).
-        data, guide = build.data(OmegaConf.load(experiment)), _guide(cfg)
-        if guide.name != "none":  # metrics.json "eval_guided" (docs/guided-sampling.md)
-            print(_eval_guided(cfg, run_dir, data, guide, evaluator))
-            print(f"Written to {run_dir / 'metrics.json'} and {run_dir / 'tb'}.")
-            return
-        if data.spec.kind == "text":  # BLEU, Self-BLEU, NLL and the temperature sweep
-            print(evaluate_text_run_dir(run_dir, data, cfg.n, str(cfg.checkpoint), int(cfg.seed),
-                                        cfg.get("temperatures")))
-            print(f"Written to {run_dir / 'metrics.json'} and {run_dir / 'tb'}.")
-            return
-        section = evaluate_run(run_dir, data, cfg.n, str(cfg.checkpoint), evaluator,
-                               int(cfg.seed))
-        print(format_table(section))
-        print(f"Written to {run_dir / 'metrics.json'} and {run_dir / 'tb'}.")
+        if not run_dir.is_dir():
+            raise GanrunError(f"run={run_dir} is not a directory; pass run=<the hydra.run.dir "
+                              "of a training run>.")
+        experiment = rundir.load_experiment(run_dir)  # validated, every _target_ allowed
+        with rundir.locked(run_dir):  # eval writes metrics.json and tb/
+            _evaluate(cfg, run_dir, evaluator, experiment)
 
     return _guarded(task)
 
@@ -242,6 +249,27 @@ def _eval_guided(cfg: DictConfig, run_dir: Path, data, guide, evaluator) -> str:
             f"samples/s, acceptance {cost['acceptance']:.4f} ({cost['definition']})")
 
 
+def _evaluate(cfg: DictConfig, run_dir: Path, evaluator, experiment: DictConfig) -> None:
+    from ganrun import build
+    from ganrun.evaluate.run_eval import evaluate_run, evaluate_text_run_dir, format_table
+
+    # The run's own data, loaded as it was for training (checked against data_spec.json).
+    data, guide = build.data(experiment), _guide(cfg)
+    if guide.name != "none":  # metrics.json "eval_guided" (docs/guided-sampling.md)
+        print(_eval_guided(cfg, run_dir, data, guide, evaluator))
+        print(f"Written to {run_dir / 'metrics.json'} and {run_dir / 'tb'}.")
+        return
+    if data.spec.kind == "text":  # BLEU, Self-BLEU, NLL and the temperature sweep
+        print(evaluate_text_run_dir(run_dir, data, cfg.n, str(cfg.checkpoint), int(cfg.seed),
+                                    cfg.get("temperatures")))
+        print(f"Written to {run_dir / 'metrics.json'} and {run_dir / 'tb'}.")
+        return
+    section = evaluate_run(run_dir, data, cfg.n, str(cfg.checkpoint), evaluator,
+                           int(cfg.seed))
+    print(format_table(section))
+    print(f"Written to {run_dir / 'metrics.json'} and {run_dir / 'tb'}.")
+
+
 def _report():
     from ganrun.report import main as report_main  # argparse, not Hydra: one positional dir
 
@@ -258,6 +286,30 @@ COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "calibrate": _cal
             "report": _report, "dashboard": _dashboard}
 
 
+def _train_dir_problem(args: list[str]) -> str | None:
+    """One sentence if `ganrun train` may not write its run directory: it cannot be created,
+    or (named on the command line) it holds someone else's files. Checked before Hydra
+    writes .hydra/ and train.log into it."""
+    run_dir = run_dir_override(args)
+    return output_dir_problem(args) or (rundir.ownership_problem(run_dir) if run_dir else None)
+
+
+def _lock_run_dir(args: list[str]) -> None:
+    """Take the run directory's lock for this whole process, before Hydra writes into it
+    (exit 2 if another process holds it). Multi-worker runs share one directory: there only
+    the chief locks it, once its strategy knows which process that is (train_from_config)."""
+    run_dir = run_dir_override(args)
+    multi_worker = "TF_CONFIG" in os.environ or any(
+        a.endswith("train.strategy=multi_worker") for a in args)
+    if run_dir is None or multi_worker:
+        return
+    try:
+        rundir.lock(run_dir)
+    except GanrunError as exc:
+        print(f"ganrun: error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
 def main() -> None:
     """Entry point of the `ganrun` console script."""
     if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help", "help"):
@@ -268,14 +320,17 @@ def main() -> None:
         print(f"ganrun: error: unknown command {command!r}; use one of "
               f"{', '.join(COMMANDS)} (ganrun --help).", file=sys.stderr)
         sys.exit(EXIT_USAGE)
-    problem = config_problem(CONFIG_DIR, command, sys.argv[2:]) or (
-        output_dir_problem(sys.argv[2:]) if command == "train" else None)
+    args = [arg for arg in sys.argv[2:] if arg != "--verbose"]  # ganrun's flag, not Hydra's
+    problem = target_override_problem(args) or config_problem(CONFIG_DIR, command, args) or (
+        _train_dir_problem(args) if command == "train" else None)
     if problem:  # Hydra would print several lines, or a traceback for the directory
         print(f"ganrun: error: {problem}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
-    # Hide TensorFlow's C++ warnings (e.g. XLA's "Ignoring Assert operator"); errors still show.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.argv = [f"ganrun {command}", *sys.argv[2:]]
+    if command in ("train", "sample", "eval"):  # before TensorFlow is imported (it forks)
+        quiet.install(sys.argv[2:])
+    if command == "train":
+        _lock_run_dir(args)
+    sys.argv = [f"ganrun {command}", *args]
     try:
         COMMANDS[command]()
     except SystemExit as exc:

@@ -8,7 +8,6 @@ step where something is due (a log line, a sample grid, a checkpoint, the end).
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -23,6 +22,7 @@ from ganrun.budget import Budget, parse_duration
 from ganrun.checkpoints import Checkpoints
 from ganrun.evaluate.protocol import Evaluation
 from ganrun.jsonfile import write_json_atomic
+from ganrun.rundir import read_json
 from ganrun.trainers.protocol import Trainer
 
 log = logging.getLogger(__name__)
@@ -269,7 +269,7 @@ def fit(trainer: Trainer, run_dir: Path, config_text: str = "",
         log.info("The run is at step %d, which is train.steps=%d already; raise train.steps "
                  "to train further.", step, options.steps)
         metrics_path = run_dir / "metrics.json"
-        return json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        return read_json(metrics_path) if metrics_path.is_file() else {}
     writer = tf.summary.create_file_writer(str(run_dir / "tb"))
     if config_text:
         summaries.write_text(writer, "config", f"```\n{config_text}\n```", step)

@@ -1,6 +1,7 @@
 """What keeps a long run safe on the host side: a graceful stop on SIGTERM / Ctrl-C, and the
-divergence guard (non-finite losses or weights → stop, or roll back to the last good checkpoint
-with lower learning rates).
+divergence guard (non-finite losses or weights, or losses and logits beyond
+`train.divergence_bound` → stop, or roll back to the last good checkpoint with lower learning
+rates), and a once-only warning when the discriminator has won outright for a long window.
 
 Both act only between compiled calls (`fit` asks them after each call), so a compiled call is
 never interrupted half-way and every checkpoint holds a consistent state. Neither retries
@@ -22,6 +23,15 @@ from ganrun.errors import TrainingDiverged, TrainingStopped
 from ganrun.trainers.protocol import Trainer
 
 log = logging.getLogger(__name__)
+
+# Metrics the divergence bound applies to: the losses and the mean logits (their scale is the
+# logits' scale for every ganrun loss but least squares, whose loss is the logits' square).
+BOUNDED_PREFIXES = ("loss/", "logits/")
+# "D wins outright": loss/d below this for D_WINS_STEPS consecutive steps. The seed preset
+# (minimax loss) collapses this way: D separates real from fake perfectly, G's gradient
+# vanishes and its samples stop improving (README "The `seed` preset, honestly").
+D_WINS_LOSS = 1e-3
+D_WINS_STEPS = 1000
 
 
 _active: StopRequest | None = None  # the StopRequest whose handlers are installed
@@ -126,6 +136,9 @@ class DivergenceGuard:
         self.policy, self.max_rollbacks, self.lr_factor = policy, max_rollbacks, lr_factor
         self.weights = WeightCheck(trainer.models)
         self.rollbacks = 0
+        options = getattr(trainer, "options", None)
+        self.bound = getattr(options, "divergence_bound", None) or None  # 0 or None: off
+        self.d_wins_since, self.warned_d_wins, self.previous_step = None, False, None
 
     def prepare(self, step: int) -> None:
         """With policy "rollback", make sure there is a checkpoint to roll back to."""
@@ -136,12 +149,21 @@ class DivergenceGuard:
         """None when everything is finite; otherwise the step training continues from after a
         rollback (or TrainingDiverged is raised)."""
         bad = [f"{name} = {value}" for name, value in metrics.items() if not math.isfinite(value)]
+        if not bad and self.bound:
+            beyond = [f"{name} = {value:.3g}" for name, value in metrics.items()
+                      if name.startswith(BOUNDED_PREFIXES) and abs(value) > self.bound]
+            if beyond:  # the first two name the problem; the rest would only lengthen it
+                bad = [", ".join(beyond[:2]) + (f" (and {len(beyond) - 2} more)"
+                                                if len(beyond) > 2 else "")
+                       + f", beyond train.divergence_bound={self.bound:g}"]
         if not bad:
             weights = self.weights.nonfinite()
             if weights:
                 bad = [f"non-finite weights in {', '.join(weights[:3])}"
                        + (f" and {len(weights) - 3} more" if len(weights) > 3 else "")]
         if not bad:
+            self._watch_d_wins(metrics, step)
+            self.previous_step = step
             return None
         cause = f"training diverged in the steps ending at {step}: {'; '.join(bad)}"
         last = self.checkpoints.paths()[-1] if self.checkpoints.paths() else None
@@ -149,7 +171,7 @@ class DivergenceGuard:
             raise TrainingDiverged(
                 f"{cause}; the last good checkpoint ({last or 'none'}) is kept — lower the "
                 "learning rates (optimizer.*.learning_rate), choose another loss, or set "
-                "train.on_nonfinite=rollback before resuming.")
+                "train.on_divergence=rollback before resuming.")
         if self.rollbacks >= self.max_rollbacks or last is None:
             why = (f"after {self.rollbacks} rollbacks (train.max_rollbacks)" if last
                    else "and there is no checkpoint to roll back to")
@@ -157,8 +179,27 @@ class DivergenceGuard:
                                    "(optimizer.*.learning_rate) or choose another loss.")
         return self._roll_back(cause)
 
+    def _watch_d_wins(self, metrics: dict[str, float], step: int) -> None:
+        """Warn once when loss/d has stayed below D_WINS_LOSS for D_WINS_STEPS steps (checked
+        on each compiled call's mean, so the window is counted in whole calls)."""
+        value = metrics.get("loss/d")
+        if value is None or value >= D_WINS_LOSS:
+            self.d_wins_since = None
+            return
+        if self.d_wins_since is None:  # the window starts where this call started
+            self.d_wins_since = self.previous_step if self.previous_step is not None else step
+        if not self.warned_d_wins and step - self.d_wins_since >= D_WINS_STEPS:
+            self.warned_d_wins = True
+            log.warning("loss/d has stayed below %g since step %d (%d steps): the discriminator "
+                        "wins outright and the generator's gradient vanishes, the collapse of "
+                        "the seed preset's minimax loss; training goes on, but consider "
+                        "loss=nonsaturating, a lower discriminator learning rate or "
+                        "regularize.* (README 'The seed preset, honestly').", D_WINS_LOSS,
+                        self.d_wins_since, step - self.d_wins_since)
+
     def _roll_back(self, cause: str) -> int:
         path = self.checkpoints.restore_latest()  # learning rates are in it: restored too
+        self.d_wins_since = self.previous_step = None
         rates = []
         for name, optimizer in self.trainer.optimizers.items():
             if isinstance(optimizer._learning_rate, LearningRateSchedule):

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from ganrun.errors import ConfigError
+from ganrun.rundir import read_json
 
 HParamValue = bool | int | float | str
 
@@ -87,7 +88,7 @@ def objective(run_dir: Path, metrics: dict, name: str) -> float:
     """The final value of metric `name` (from `run_dir/metrics.json`, which evaluation may have
     extended, else from `metrics`); what `ganrun train` returns to a sweeper."""
     path = Path(run_dir) / "metrics.json"
-    on_disk = json.loads(path.read_text()) if path.is_file() else {}
+    on_disk = read_json(path) if path.is_file() else {}  # damaged: one sentence naming it
     values = metric_values({**metrics, **on_disk})
     if name not in values:
         raise ConfigError(

@@ -18,8 +18,11 @@ def write_json_atomic(path: Path, content: dict) -> None:
 
 
 def update_json(path: Path, key: str, section: dict) -> None:
-    """Set path's JSON[key] = section, keeping every other entry (a missing file is {})."""
+    """Set path's JSON[key] = section, keeping every other entry (a missing file is {}; a
+    damaged one is a GanrunError naming it, ganrun.rundir.read_json)."""
+    from ganrun.rundir import read_json  # noqa: PLC0415  (rundir sits beside; keeps this leaf)
+
     path = Path(path)
-    content = json.loads(path.read_text()) if path.is_file() else {}
+    content = read_json(path) if path.is_file() else {}
     content[key] = section
     write_json_atomic(path, content)

@@ -23,6 +23,15 @@ def _override(args: list[str], key: str) -> str | None:
     return values[-1] if values else None
 
 
+def run_dir_override(args: list[str]) -> Path | None:
+    """The run directory of a single `ganrun train` run when the command line names it
+    (`hydra.run.dir=...`, no interpolation), else None (Hydra's dated default, a sweep)."""
+    value = _override(args, "hydra.run.dir")
+    if not value or "${" in value or {"-m", "--multirun"} & set(args):
+        return None
+    return Path(value.strip("'\"")).expanduser()
+
+
 def output_dir_problem(args: list[str]) -> str | None:
     """One sentence if the run (or sweep) directory the overrides name cannot be created or
     written; None when it can (or when it is left to Hydra's defaults under the cwd and the
@@ -77,10 +86,10 @@ def config_problem(config_dir: str, config_name: str, args: list[str]) -> str | 
     if not (Path(config_dir) / f"{config_name}.yaml").is_file() or \
             any(arg.startswith("-") for arg in args):
         return None
-    overrides = [a for a in args if not a.lstrip("+~").startswith("hydra.")]
+    overrides = list(args)  # hydra.* too: Hydra's own errors for them are several lines
     try:
         with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-            compose(config_name, overrides=overrides)
+            cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
     except MissingConfigException as exc:
         group, _, name = (exc.missing_cfg_file or "").rpartition("/")
         if group and exc.options:
@@ -101,7 +110,39 @@ def config_problem(config_dir: str, config_name: str, args: list[str]) -> str | 
         return None
     except OverrideParseException as exc:
         return f"an override could not be parsed ({str(exc).splitlines()[0]}); write " \
-               "overrides as key=value (see ganrun --help)."
+               "overrides as key=value, quoting a value with spaces or non-ASCII characters " \
+               "(key='a value', see ganrun --help)."
     except Exception:  # noqa: BLE001 (anything else: Hydra reports it as before)
         return None
+    return _targets_problem(cfg)
+
+
+def target_override_problem(args: list[str]) -> str | None:
+    """The allowlist's sentence for a `..._target_=value` on the command line, checked on the
+    text itself, so sweeps (-m, `a,b` values) that are not composed here are covered too."""
+    from ganrun.targets import allowed
+
+    for arg in args:
+        key, _, value = arg.lstrip("+~").partition("=")
+        if not key.endswith("_target_"):
+            continue
+        for target in value.split(","):  # a sweep lists several
+            if not allowed(target.strip(), in_hydra_node=key.startswith("hydra.")):
+                return (f"{key}: {target.strip()!r} on the command line is not a ganrun builder, "
+                        "so ganrun will not import and run it; use a ganrun model, data, loss "
+                        "or Keras optimizer, or register your own builder in "
+                        "GANRUN_EXTRA_TARGETS (docs/reliability.md).")
+    return None
+
+
+def _targets_problem(cfg) -> str | None:
+    """The allowlist's sentence for a `_target_` that ganrun will not instantiate, or None;
+    checked here because Hydra instantiates hydra.callbacks before ganrun's code runs."""
+    from ganrun.errors import ConfigError
+    from ganrun.targets import check_targets
+
+    try:
+        check_targets(cfg, "the command line or configs/")
+    except ConfigError as exc:
+        return str(exc)
     return None

@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
 from ganrun import study
 from ganrun.errors import GanrunError
 from ganrun.hparams import flatten, metric_entries
+from ganrun.rundir import read_json, read_yaml
 
 BEST = "★"
 
@@ -63,14 +63,28 @@ def _last_error(log: Path) -> str:
 
 
 def load_run(path: Path, root: Path) -> Run:
-    """Read one run directory (see the module docstring)."""
+    """Read one run directory (see the module docstring); a damaged file makes the run's
+    row an error naming the file, not the report's end."""
+    try:
+        return _load_run(path, root)
+    except GanrunError as exc:
+        run = Run(path, str(path.relative_to(root)) if path != root else ".", {})
+        run.error = str(exc)
+        return run
+
+
+def _load_run(path: Path, root: Path) -> Run:
     overrides = path / ".hydra" / "overrides.yaml"
     config_path = next((p for p in (path / "experiment.yaml", path / ".hydra" / "config.yaml")
                         if p.is_file()), None)
-    config = OmegaConf.to_container(OmegaConf.load(config_path)) if config_path else {}
+    config = OmegaConf.to_container(read_yaml(config_path)) if config_path else {}
     params: dict[str, str] = {}
     if overrides.is_file():
-        for override in OmegaConf.to_container(OmegaConf.load(overrides)):
+        listed = OmegaConf.load(overrides) if _parses(overrides) else None
+        if not isinstance(listed, ListConfig):
+            raise GanrunError(f"{overrides} is damaged (not a YAML list of overrides); restore "
+                              "it from a copy of the run.")
+        for override in OmegaConf.to_container(listed):
             key, _, value = str(override).partition("=")
             if not key.lstrip("+~").startswith(("hydra.", "hydra/")):
                 params[key.lstrip("+~")] = value
@@ -82,12 +96,20 @@ def load_run(path: Path, root: Path) -> Run:
         run.objective = (str(objective["metric"]), str(objective.get("direction", "minimize")))
     metrics_path = path / "metrics.json"
     if metrics_path.is_file():
-        entries = metric_entries(json.loads(metrics_path.read_text()))
+        entries = metric_entries(read_json(metrics_path))
         run.metrics = {name: value for name, (value, _) in entries.items()}
         run.definitions = {name: text for name, (_, text) in entries.items() if text}
     else:
         run.error = _last_error(path / "train.log")
     return run
+
+
+def _parses(path: Path) -> bool:
+    try:
+        OmegaConf.load(path)
+    except Exception:  # noqa: BLE001 (any parser or OmegaConf error: reported as damaged)
+        return False
+    return True
 
 
 def swept_parameters(runs: list[Run]) -> tuple[list[str], dict[str, str]]:

@@ -22,7 +22,20 @@ from ganrun.data.corpora import TextData
 from ganrun.data.spec import DataSpec
 from ganrun.data.text import Vocabulary
 from ganrun.errors import ConfigError, DataError, GanrunError
-from ganrun.sampling import class_labels, draw_ids, generate, grid_labels, num_classes
+from ganrun.experiment_record import check_described
+from ganrun.rundir import load_experiment
+from ganrun.sample_output import LATENT_BLOCK, check_fits, image_chunks, write_npz
+from ganrun.sampling import (
+    CHUNK,
+    class_labels,
+    draw_ids,
+    generate,
+    grid_labels,
+    num_classes,
+    proportional_labels,
+)
+
+WHOLE_LABELS = 1 << 24  # up to this n (64 MB of int32) labels are drawn as one array
 
 
 def _identity(spec: DataSpec) -> tuple:
@@ -49,17 +62,20 @@ def load_generator(run_dir: Path, checkpoint: str = "latest"):
     ganrun.evaluate.best)."""
     if checkpoint not in ("latest", "best"):
         raise ConfigError(f"checkpoint={checkpoint!r} must be latest or best.")
-    config_path, spec_path = run_dir / "experiment.yaml", run_dir / "data_spec.json"
-    if not config_path.is_file() or not spec_path.is_file():
-        raise GanrunError(f"{run_dir} is not a ganrun run directory (no experiment.yaml); pass "
+    spec_path = run_dir / "data_spec.json"
+    cfg = load_experiment(run_dir)  # validated; every _target_ on ganrun's allowlist
+    if not spec_path.is_file():
+        raise GanrunError(f"{run_dir} is not a ganrun run directory (no data_spec.json); pass "
                           "run=<the hydra.run.dir of a training run>.")
-    cfg = OmegaConf.load(config_path)
-    generator = build.generator(cfg, DataSpec.from_json(spec_path))
+    spec = DataSpec.from_json(spec_path)
+    check_described(run_dir, cfg, spec)
+    generator = build.generator(cfg, spec)
     directory = run_dir / "checkpoints" / ("best" if checkpoint == "best" else "")
     # The latest checkpoint holds the EMA weights apart (ganrun.ema); best holds what was scored.
     ema = checkpoint == "latest" and OmegaConf.select(cfg, "train.ema_decay", default=0)
     objects = {"generator_ema" if ema else "generator": generator}
-    path = Checkpoints(tf.train.Checkpoint(**objects), directory).restore_latest()
+    # Only the generator is restored: the rest of the checkpoint is expected to stay unread.
+    path = Checkpoints(tf.train.Checkpoint(**objects), directory).restore_latest(partial=True)
     if path is None and checkpoint == "best":
         raise GanrunError(f"{run_dir} has no best checkpoint (it is kept only when training "
                           "evaluates, train.eval_every > 0); use checkpoint=latest.")
@@ -67,6 +83,27 @@ def load_generator(run_dir: Path, checkpoint: str = "latest"):
         raise GanrunError(f"{run_dir} has no checkpoint yet; train first "
                           f"(ganrun train hydra.run.dir={run_dir}).")
     return generator, build.generator_pixel_range(cfg), path
+
+
+def labels_of_rows(generator, label: int | None, count: int, frequencies=()):
+    """`labels(start, stop)`: rows start..stop-1 of `class_labels(generator, count, label,
+    frequencies)` (None when unconditional), computed per chunk so memory does not grow
+    with `count`. Proportional labels are a shuffle of the whole (count,) array, so beyond
+    WHOLE_LABELS rows each latent block (LATENT_BLOCK rows; chunks never cross one) gets
+    its own proportional shuffle instead."""
+    classes = num_classes(generator)
+    class_labels(generator, 1, label)  # checks `label` against the run
+    if not classes:
+        return lambda start, stop: None
+    if label is not None:
+        return lambda start, stop: np.full(stop - start, int(label), np.int32)
+    if len(frequencies) == classes and count <= WHOLE_LABELS:  # sliced from the whole array
+        whole = proportional_labels(count, frequencies)
+        return lambda start, stop: whole[start:stop]
+    if len(frequencies) == classes:  # beyond: proportional and shuffled within each block
+        return lambda start, stop: proportional_labels(
+            LATENT_BLOCK, frequencies)[start % LATENT_BLOCK:(start % LATENT_BLOCK) + stop - start]
+    return lambda start, stop: (np.arange(start, stop) % classes).astype(np.int32)
 
 
 def sample_to_file(run_dir: Path, count: int, out: Path | None, seed: int = 0,
@@ -88,28 +125,36 @@ def sample_to_file(run_dir: Path, count: int, out: Path | None, seed: int = 0,
         raise ConfigError(f"out={out} must end in .npz (arrays) or .png (a grid).")
     generator, pixel_range, _ = load_generator(run_dir, checkpoint)
     frequencies = DataSpec.from_json(spec_path).class_frequencies if spec_path.is_file() else ()
-    labels, columns = class_labels(generator, count, label, frequencies), None
+    labels = labels_of_rows(generator, label, count, frequencies)
+    shape = tuple(int(d) for d in generator.outputs[0].shape[1:])
+    check_fits(out, count, shape, labels(0, 1) is not None)
     if guide is not None and guide.name != "none":
         from ganrun.guide_sources import draw_guided  # noqa: PLC0415
 
         # Guided outputs keep the label each accepted proposal was drawn with.
         arrays, _ = draw_guided(run_dir, checkpoint, guide, count, seed, label=label)
-        images, labels = arrays[0], (arrays[1] if len(arrays) > 1 else None)
-        return _write_images(out, images, labels, None)
-    if labels is not None and label is None and out.suffix == ".png":
-        labels, columns = grid_labels(count, num_classes(generator))  # a row per class
-        count = len(labels)
-    images = generate(generator, pixel_range, count, seed, labels)
-    return _write_images(out, images, labels, columns)
+        return _write_guided(out, arrays[0], arrays[1] if len(arrays) > 1 else None)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npz":  # streamed: memory does not grow with n
+        write_npz(out, count, shape, lambda: image_chunks(generator, pixel_range, count, seed,
+                                                          CHUNK, labels), labels)
+        return out
+    row_labels, columns = class_labels(generator, count, label), None
+    if row_labels is not None and label is None:  # a row per class
+        row_labels, columns = grid_labels(count, num_classes(generator))
+        count = len(row_labels)
+    images = generate(generator, pixel_range, count, seed, row_labels)
+    summaries.write_png(out, summaries.image_grid(images, columns))
+    return out
 
 
-def _write_images(out: Path, images: np.ndarray, labels: np.ndarray | None,
-                  columns: int | None) -> Path:
+def _write_guided(out: Path, images: np.ndarray, labels: np.ndarray | None) -> Path:
+    """Guided images (already in memory: guidance draws them in chunks of proposals) to a
+    .png grid or an .npz with "images" (and "labels")."""
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".png":
-        summaries.write_png(out, summaries.image_grid(images, columns))
-    else:
-        # (N, H, W) for single-channel data, as keras.datasets does; (N, H, W, C) otherwise.
+        summaries.write_png(out, summaries.image_grid(images, None))
+    else:  # (N, H, W) for single-channel data, as keras.datasets does; (N, H, W, C) otherwise
         arrays = {"images": images[..., 0] if images.shape[-1] == 1 else images}
         np.savez(out, **arrays, **({} if labels is None else {"labels": labels}))
     return out
@@ -127,8 +172,9 @@ def text_to_file(run_dir: Path, count: int, out: Path | None, seed: int = 0,
     out = out or run_dir / "samples" / f"sample_seed{seed}.txt"
     if out.suffix != ".txt":
         raise ConfigError(f"out={out} must end in .txt for a text run (one sentence a line).")
+    check_fits(out, count, (), False)
     generator, _, _ = load_generator(run_dir, checkpoint)
-    cfg, vocab_path = OmegaConf.load(run_dir / "experiment.yaml"), run_dir / "vocab.json"
+    cfg, vocab_path = load_experiment(run_dir), run_dir / "vocab.json"
     # Decoding needs only the vocabulary (none for the oracle, whose tokens are ids) and how
     # tokens join into a line: a TextData without the corpus.
     spec = DataSpec.from_json(run_dir / "data_spec.json")

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from ganrun.errors import ConfigError
+from ganrun.sample_output import image_chunks
 
 CHUNK = 500  # images generated per forward pass, to bound memory for large n
 
@@ -93,18 +94,15 @@ def to_unit(images, pixel_range: tuple[float, float]) -> np.ndarray:
 
 def generate(generator: keras.Model, pixel_range, count: int, seed: int,
              labels: np.ndarray | None = None, frequencies=()) -> np.ndarray:
-    """float32 (count, H, W, C) images in [0, 1] from latents fixed by `seed`; a conditional
-    generator gets `labels` (default: see class_labels, with the data's `frequencies`)."""
-    latents = fixed_latents(count, latent_dim(generator), seed)
+    """float32 (count, H, W, C) images in [0, 1] from latents fixed by `seed` (drawn block by
+    block as ganrun.sample_output draws them, so a streamed .npz holds the same images); a
+    conditional generator gets `labels` (default: see class_labels, with the data's
+    `frequencies`)."""
     if labels is None:
         labels = class_labels(generator, count, frequencies=frequencies)
-
-    def inputs(start):
-        part = latents[start:start + CHUNK]
-        return part if labels is None else [part, tf.constant(labels[start:start + CHUNK])]
-
-    chunks = [generator(inputs(start), training=False) for start in range(0, count, CHUNK)]
-    return to_unit(np.concatenate(chunks), pixel_range).clip(0, 1)
+    chunks = image_chunks(generator, pixel_range, count, seed, CHUNK,
+                          lambda start, stop: None if labels is None else labels[start:stop])
+    return np.concatenate(list(chunks))
 
 
 _ROLLOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

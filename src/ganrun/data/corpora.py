@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ganrun.data.oracle import Oracle, load_oracle_params, random_oracle
-from ganrun.data.spec import DataSpec
+from ganrun.data.spec import MAX_VOCABULARY, DataSpec, check_text_bounds
 from ganrun.data.text import (
     PAD_ID,
     Vocabulary,
@@ -102,6 +102,7 @@ def load_text(path: str | None, test_path: str | None = None, level: str = "word
     train_tokens = [tokenize(line, level) for line in train_lines]
     test_tokens = [tokenize(line, level) for line in test_lines]
     vocab = Vocabulary.build(train_tokens, max_size=max_size, min_count=min_count)
+    check_text_bounds(max_len, vocab.size, len(train_tokens) + len(test_tokens), "max_len")
     x_train, cut_train = encode_tokens(train_tokens, vocab, max_len)
     x_test, cut_test = encode_tokens(test_tokens, vocab, max_len)
     log.info("Text %s: %d train / %d test lines, vocabulary %d, %d / %d lines truncated to "
@@ -147,6 +148,10 @@ def load_oracle(path: str | None = None, random_oracle_seed: int | None = None,
     Weights from `data.path`, else `$GANRUN_DATA_DIR/text/oracle/seqgan_target_params.npz`;
     with `random_oracle_seed` set, a random oracle (`vocab_size`, `embed_dim`, `hidden_dim`).
     """
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or \
+            not 1 <= vocab_size <= MAX_VOCABULARY:
+        raise ConfigError(f"data.vocab_size={vocab_size!r} must be an integer from 1 to "
+                          f"{MAX_VOCABULARY}.")
     if random_oracle_seed is not None:
         oracle = random_oracle(vocab_size, embed_dim, hidden_dim, random_oracle_seed)
         source = (f"random oracle (seed {random_oracle_seed}, vocabulary {vocab_size}, "
@@ -158,6 +163,7 @@ def load_oracle(path: str | None = None, random_oracle_seed: int | None = None,
     if min(num_examples, test_examples, seq_len) < 1:
         raise ConfigError("data.num_examples, data.test_examples and data.seq_len must be "
                           "positive.")
+    check_text_bounds(seq_len, oracle.vocab_size, num_examples + test_examples, "seq_len")
     x_train = oracle.sample(num_examples, seq_len, seed)
     x_test = oracle.sample(test_examples, seq_len, seed + 1)
     to_tokens = lambda x: [[str(i) for i in row] for row in x]  # noqa: E731

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from ganrun.data.images import ImageData, load_keras_npz, sha256_of
-from ganrun.data.spec import DataSpec, label_frequencies
+from ganrun.data.spec import DataSpec, check_fits_memory, label_frequencies
 from ganrun.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MAX_SIDE = 16_384  # pixels per side of data.size (a resize holds a float32 copy of the image)
 
 
 def load_npz(path: str | None, name: str | None = None) -> ImageData:
@@ -93,7 +94,14 @@ def load_image_folder(path: str | None, size: list[int] | None = None, channels:
         raise DataError(f"{root} holds no .png/.jpg/.jpeg images (nor do its sub-folders); "
                         "point data.path at a folder of images.")
     size = tuple(int(v) for v in size) if size else None
-    images = [_resize(_decode(file, channels), size) for file in files]
+    if size is not None and (len(size) != 2 or not all(1 <= v <= MAX_SIDE for v in size)):
+        raise DataError(f"data.size={list(size)} must be [height, width], each from 1 to "
+                        f"{MAX_SIDE} pixels.")
+    first = _resize(_decode(files[0], channels), size)
+    # The decoded list and the stacked array exist at once: twice the data set's bytes.
+    check_fits_memory(2 * len(files) * first.nbytes, f"{len(files)} images of {first.shape}",
+                      "set data.size=[H, W] smaller, or use fewer images")
+    images = [first] + [_resize(_decode(file, channels), size) for file in files[1:]]
     shapes = sorted({image.shape for image in images})
     if len(shapes) > 1:
         what = "channel counts" if len({s[:2] for s in shapes}) == 1 else "sizes"

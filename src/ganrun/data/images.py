@@ -11,11 +11,12 @@ import dataclasses
 import hashlib
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from ganrun.data.spec import DataSpec, label_frequencies
+from ganrun.data.spec import MAX_CLASSES, DataSpec, check_fits_memory, label_frequencies
 from ganrun.errors import DataError
 
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
@@ -117,9 +118,12 @@ def load_keras_npz(path: str | Path, name: str) -> ImageData:
     """Read a Keras-layout image .npz: x_train (N,H,W[,C]) uint8, optional y_train/x_test/y_test."""
     path = Path(path)
     try:
+        check_fits_memory(_npz_bytes(path), f"{path}'s arrays",
+                          "use a smaller file or a machine with more memory")
         with np.load(path, allow_pickle=False) as arrays:
             content = {key: arrays[key] for key in arrays.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, MemoryError,
+            NotImplementedError, zlib.error) as exc:
         raise DataError(
             f"{path} is not a readable .npz file ({type(exc).__name__}); re-download or "
             "re-create it."
@@ -140,6 +144,21 @@ def load_keras_npz(path: str | Path, name: str) -> ImageData:
     return ImageData(x_train, y_train, x_test, y_test, spec)
 
 
+def _npz_bytes(path: Path) -> int:
+    """The bytes the arrays of an .npz will take once loaded, from their headers alone (a
+    few KB read), so an oversized or malicious file is refused before it is decompressed."""
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.namelist():
+            with archive.open(member) as handle:
+                version = np.lib.format.read_magic(handle)
+                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read(handle)
+                total += int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    return total
+
+
 def _images(content: dict, key: str, path: Path, required: bool) -> np.ndarray | None:
     """uint8 NHWC images from `content[key]`, adding a channel axis to (N, H, W) arrays."""
     if key not in content:
@@ -155,6 +174,9 @@ def _images(content: dict, key: str, path: Path, required: bool) -> np.ndarray |
                         "(N, H, W) or (N, H, W, 1|3); convert the images to 8-bit.")
     if images.shape[0] == 0:
         raise DataError(f"{path}: '{key}' holds no images; use a file with at least one.")
+    if min(images.shape[1:3]) == 0:
+        raise DataError(f"{path}: '{key}' is {images.shape}, images of zero height or width; "
+                        "use images of at least 1x1 pixels.")
     return images
 
 
@@ -166,8 +188,19 @@ def _labels(content: dict, key: str, images: np.ndarray, path: Path) -> np.ndarr
     if labels.shape[0] != images.shape[0] or not np.issubdtype(labels.dtype, np.integer):
         raise DataError(f"{path}: '{key}' is {labels.dtype} {content[key].shape} but there are "
                         f"{images.shape[0]} images; labels must be one integer per image.")
-    if labels.min() < 0:
-        raise DataError(f"{path}: '{key}' has negative class ids; use ids 0..K-1.")
+    # A class count sizes the conditional models' label embedding: one stray id of 10^9
+    # would allocate a billion rows. Ids must be below MAX_CLASSES and below the number of
+    # images (more classes than images is a wrong file, not a dataset).
+    limit = min(MAX_CLASSES, labels.shape[0])
+    bad = np.flatnonzero((labels < 0) | (labels >= limit))
+    if bad.size and labels[bad[0]] < 0:
+        raise DataError(f"{path}: '{key}' has negative class ids (the first, "
+                        f"{int(labels[bad[0]])}, at index {int(bad[0])}); use ids 0..K-1.")
+    if bad.size:
+        index = int(bad[0])
+        raise DataError(f"{path}: '{key}' has class id {int(labels[index])} at index {index}, "
+                        f"outside 0..{limit - 1} (ids must be below {MAX_CLASSES} and below the "
+                        f"{labels.shape[0]} images); use ids 0..K-1.")
     return labels.astype(np.int32)
 
 

@@ -12,15 +12,15 @@ comparable, so the first of those replaces the record.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import tensorflow as tf
 
 from ganrun.checkpoints import Checkpoints
-from ganrun.errors import ConfigError
+from ganrun.errors import ConfigError, GanrunError
 from ganrun.jsonfile import write_json_atomic
+from ganrun.rundir import read_json
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,15 @@ def resolve_metric(name: str, kind: str, has_oracle: bool = False,
 def read_best(best_dir: Path) -> dict | None:
     """The best checkpoint's record (step, metric, value, n_fake, ...), or None."""
     path = Path(best_dir) / "best.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    record = read_json(path)  # a damaged file is one sentence naming it
+    value = record.get("value")
+    if not isinstance(record.get("metric"), str) or isinstance(value, bool) or \
+            not isinstance(value, int | float):
+        raise GanrunError(f"{path} is damaged (no metric name and numeric value); delete it to "
+                          "start a new best record, or restore it from a copy of the run.")
+    return record
 
 
 class BestCheckpoint:

@@ -19,9 +19,10 @@ POSITIVE = ("steps", "batch_size", "log_every", "sample_every", "checkpoint_ever
             "eval_n")
 POSITIVE_OR_OFF = ("eval_every", "eval_final_n", "pretrain_steps")  # 0 turns the feature off
 CHOICES = {"jit_compile": ("auto", True, False), "fuse_d_pass": ("auto", True, False),
-           "on_nonfinite": ("stop", "rollback"), "lr_schedule": ("constant", "linear"),
+           "on_divergence": ("stop", "rollback"), "lr_schedule": ("constant", "linear"),
            "strategy": STRATEGIES, "precision": PRECISIONS}
-OTHER = ("seed", "rollback_lr_factor", "ema_decay", "best_metric", "max_time")  # by hand, below
+OTHER = ("seed", "rollback_lr_factor", "ema_decay", "best_metric", "max_time",  # by hand, below
+         "on_nonfinite", "divergence_bound")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,9 +39,14 @@ class TrainOptions:
       d_steps: discriminator updates per generator update.
       keep_checkpoints: how many recent checkpoints to keep.
       sample_grid: number of images in the fixed-latent sample grid.
-      on_nonfinite: "stop" (raise TrainingDiverged) or "rollback" (restore the last good
+      on_divergence: "stop" (raise TrainingDiverged) or "rollback" (restore the last good
         checkpoint and multiply the learning rates by rollback_lr_factor, at most
-        max_rollbacks times) when a loss or weight becomes NaN or infinite; see ganrun.guard.
+        max_rollbacks times) when a loss or weight becomes NaN or infinite, or a loss or mean
+        logit passes divergence_bound; see ganrun.guard.
+      on_nonfinite: the old name of on_divergence; when set (not None) it wins, and after
+        construction both hold the policy in force.
+      divergence_bound: |loss/*| or |logits/*| (means over a compiled call) above this counts
+        as divergence; None or 0 turns the bound off (NaN and inf still count).
       ema_decay: 0 (off) or the decay of an exponential moving average of the generator's
         weights (e.g. 0.999), used for samples and generator.keras; see ganrun.ema.
       lr_schedule: "constant" or "linear" (both learning rates decay linearly to 0 at `steps`).
@@ -75,7 +81,9 @@ class TrainOptions:
     d_steps: int = 1
     keep_checkpoints: int = 3
     sample_grid: int = 64
-    on_nonfinite: str = "stop"
+    on_divergence: str = "stop"
+    on_nonfinite: str | None = None
+    divergence_bound: float | None = 1e4
     max_rollbacks: int = 3
     rollback_lr_factor: float = 0.5
     ema_decay: float = 0.0
@@ -101,6 +109,16 @@ class TrainOptions:
             raise ConfigError(f"train.seed={self.seed!r} must be a non-negative integer.")
         for name, choices in CHOICES.items():
             _check_choice(name, getattr(self, name), choices)
+        if self.on_nonfinite is not None:
+            _check_choice("on_nonfinite", self.on_nonfinite, CHOICES["on_divergence"])
+        policy = self.on_nonfinite or self.on_divergence  # the old name wins when set
+        object.__setattr__(self, "on_nonfinite", policy)
+        object.__setattr__(self, "on_divergence", policy)
+        bound = self.divergence_bound
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int | float)
+                                  or not bound >= 0):
+            raise ConfigError(f"train.divergence_bound={bound!r} must be a positive number "
+                              "(e.g. 1e4), or 0 or null for no bound.")
         factor = self.rollback_lr_factor
         if isinstance(factor, bool) or not isinstance(factor, int | float) or not 0 < factor < 1:
             raise ConfigError(f"train.rollback_lr_factor={factor!r} must be a number between 0 "
