@@ -10,7 +10,7 @@ import random
 
 import numpy as np
 import pytest
-from scipy.stats import ks_2samp
+from scipy.stats import ks_2samp, kstest, norm
 
 from ganrun.calibrate import (
     CalibrateOptions,
@@ -52,6 +52,48 @@ def test_guides_move_the_toy_samples_to_the_target(options):
     assert 0 < stats["acceptance"] <= 1 and stats["samples_per_second"] > 0
     again, _ = guided_sample(toy_propose, n, options, seed=1)
     np.testing.assert_array_equal(again[0], guided)  # the same seed, the same samples
+
+
+# A toy conditional generator: x | y ~ N(0, 1) for every label y, target x | y ~ N(SHIFTS[y], 1).
+# OFFSETS make the "classifier" prefer label 1 and dislike label 2 (as a real one prefers
+# some digits): log ratio = SHIFTS[y] x - SHIFTS[y]^2 / 2 + OFFSETS[y].
+SHIFTS, OFFSETS = np.array([0.5, -0.5, 0.5]), np.array([0.0, 1.0, -1.0])
+COUNTS = np.array([3000, 1800, 1200])  # requested outputs per label
+
+
+def toy_conditional_propose(count: int, seed: int, labels=None):
+    """Proposals (x float (count,), labels int (count,)) and their log ratios; without labels
+    the proposer draws them itself, uniformly and independently per call."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, count) if labels is None else np.asarray(labels)
+    x = rng.standard_normal(count)
+    return [x, labels], SHIFTS[labels] * x - SHIFTS[labels] ** 2 / 2 + OFFSETS[labels]
+
+
+@pytest.mark.parametrize("options", [GuideOptions("drs", accept=0.1, burn_in=5000),
+                                     GuideOptions("mh", steps=20),
+                                     GuideOptions("is", candidates=20)])
+def test_conditional_guides_select_within_each_label(options):
+    requested = np.random.default_rng(5).permutation(np.repeat(np.arange(3), COUNTS))
+    (x, labels), stats = guided_sample(toy_conditional_propose, len(requested), options,
+                                       seed=2, labels=requested)
+    np.testing.assert_array_equal(labels, requested)  # every output keeps its label
+    assert stats["within_label"]
+    (plain, plain_labels), _ = guided_sample(toy_conditional_propose, len(requested),
+                                             GuideOptions("none"), seed=2, labels=requested)
+    np.testing.assert_array_equal(plain_labels, requested)
+    for y in range(3):
+        target = norm(SHIFTS[y], 1.0).cdf
+        before = kstest(plain[labels == y], target).statistic
+        after = kstest(x[labels == y], target).statistic
+        assert before > 0.15 and after < 0.07, (options.name, y, before, after)
+    if options.name == "drs":  # the classifier's preference shows in the per-label acceptance
+        rates = stats["acceptance_by_label"]
+        assert rates[1] > rates[0] > rates[2]
+    # Selecting across labels (no labels given) shifts the class proportions toward label 1.
+    (_, free_labels), _ = guided_sample(toy_conditional_propose, len(requested), options,
+                                        seed=2)
+    assert np.bincount(free_labels, minlength=3)[1] / len(requested) > 1 / 3 + 0.1
 
 
 def test_drs_hits_the_target_acceptance_and_trades_it_for_exactness():
@@ -189,11 +231,14 @@ def test_every_guide_composes_with_an_image_run(image_run, tmp_path):
     assert saved["split"].startswith("validation carve") and "test split is not used" in \
         saved["split"]
     load(image_run)  # the .keras file loads
+    with np.load(sample_to_file(image_run, 10, tmp_path / "plain.npz", seed=2)) as content:
+        plain_labels = content["labels"]  # the data's class proportions
     for name, options in SMALL_GUIDES.items():
         out = sample_to_file(image_run, 10, tmp_path / f"{name}.npz", seed=2, guide=options)
         with np.load(out) as content:
             assert content["images"].shape == (10, 28, 28)
-            assert content["labels"].shape == (10,)
+            # Guided within each label: every output keeps the unguided sample's label.
+            np.testing.assert_array_equal(content["labels"], plain_labels)
             assert content["images"].min() >= 0 and content["images"].max() <= 1
 
 

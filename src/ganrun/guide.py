@@ -19,10 +19,17 @@ so exp(logit) is a density ratio. The guides below turn generator proposals into
         arXiv:2004.11714): per output, `candidates` proposals, one kept with probability
         softmax(l) over them.
 
-Everything here is numpy over a `propose(count, seed) -> (arrays, logits)` callable: arrays is
-a list of numpy arrays whose first axis is `count` (images, labels, token ids...), logits
-float (count,) are the calibrated logits of those proposals. The same seed always gives the
-same samples.
+Everything here is numpy over a `propose(count, seed[, labels]) -> (arrays, logits)` callable:
+arrays is a list of numpy arrays whose first axis is `count` (images, labels, token ids...),
+logits float (count,) are the calibrated logits of those proposals. The same seed always gives
+the same samples.
+
+Conditional generators are guided within each label: `guided_sample(..., labels=y)` with y int
+(n,) the requested labels makes output i keep label y[i], and every proposal that competes for
+it (its is candidates, its mh chain, the drs proposals filling its slot) is drawn with that
+label (`propose(count, seed, labels)`). The target is then p_data(x | y) with y in the
+requested proportions; selecting across labels would shift the class proportions toward the
+classes the classifier prefers, which FID against real data punishes.
 """
 
 from __future__ import annotations
@@ -36,7 +43,8 @@ import numpy as np
 from ganrun.errors import ConfigError
 
 GUIDES = ("none", "drs", "mh", "is")
-Propose = Callable[[int, int], tuple[list[np.ndarray], np.ndarray]]
+# propose(count, seed) or, when guiding within labels, propose(count, seed, labels int (count,))
+Propose = Callable[..., tuple[list[np.ndarray], np.ndarray]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,41 +114,74 @@ def solve_gamma(scores: np.ndarray, accept: float) -> float:
     return 0.5 * (low + high)
 
 
+def _call(propose: Propose, count: int, seed: int, labels: np.ndarray | None):
+    """propose's proposals, of the given labels when guiding within labels."""
+    return propose(count, seed) if labels is None else propose(count, seed, labels)
+
+
 def _take(parts: list[list[np.ndarray]], n: int) -> list[np.ndarray]:
     """The first n rows of each array kind, concatenated over the collected parts."""
     return [np.concatenate([part[k] for part in parts])[:n] for k in range(len(parts[0]))]
 
 
 def _drs(propose: Propose, n: int, options: GuideOptions, seed: int,
-         rng: np.random.Generator) -> tuple[list[np.ndarray], dict]:
-    _, burn_logits = propose(options.burn_in, sub_seed(seed, 0))
+         rng: np.random.Generator, labels: np.ndarray | None) -> tuple[list[np.ndarray], dict]:
+    """Rejection sampling slot by slot: proposals are drawn with the labels of the slots still
+    empty (in their proportions) until every label has as many accepted proposals as requested.
+    gamma and l_max are shared by all labels (estimated on burn-in proposals in the requested
+    proportions): exp(l - l_max) is a valid acceptance bound for each label's target, and one
+    gamma keeps the acceptance of each label proportional to its density ratio."""
+    keys = np.zeros(n, np.int64) if labels is None else np.unique(labels, return_inverse=True)[1]
+    values = None if labels is None else np.unique(labels)
+    need = np.bincount(keys)
+
+    def draw(count: int, index: int, wanted_keys: np.ndarray):
+        wanted = None if values is None else values[wanted_keys]
+        return _call(propose, count, sub_seed(seed, index), wanted)
+
+    _, burn_logits = draw(options.burn_in, 0, np.resize(keys, options.burn_in))
     logit_max = float(np.max(burn_logits))
     gamma = solve_gamma(drs_scores(burn_logits, logit_max, options.epsilon), options.accept)
-    kept, proposals, accepted, index = [], options.burn_in, 0, 1
-    while accepted < n:
-        arrays, logits = propose(options.batch, sub_seed(seed, index))
+    kept, kept_keys, have = [], [], np.zeros_like(need)
+    proposed, taken, index = np.zeros_like(need), np.zeros_like(need), 1
+    while (have < need).any():
+        batch_keys = np.resize(np.repeat(np.arange(len(need)), need - have), options.batch)
+        arrays, logits = draw(options.batch, index, batch_keys)
         logit_max = max(logit_max, float(np.max(logits)))  # the paper's update of l_max
         chosen = rng.random(len(logits)) < sigmoid(
             drs_scores(logits, logit_max, options.epsilon) - gamma)
         kept.append([array[chosen] for array in arrays])
-        proposals, accepted, index = proposals + len(logits), accepted + int(chosen.sum()), \
-            index + 1
+        kept_keys.append(batch_keys[chosen])
+        proposed += np.bincount(batch_keys, minlength=len(need))
+        taken += np.bincount(batch_keys[chosen], minlength=len(need))
+        have, index = np.minimum(taken, need), index + 1
         if index > 10_000 + 10 * n / max(options.accept * options.batch, 1):
-            raise ConfigError(f"guide=drs accepted {accepted} of {proposals} proposals; raise "
-                              "guide.accept.")
-    return _take(kept, n), {"gamma": gamma, "logit_max": logit_max, "proposals": proposals,
-                            "acceptance": (accepted / (proposals - options.burn_in))}
+            raise ConfigError(f"guide=drs accepted {int(have.sum())} of {int(proposed.sum())} "
+                              "proposals; raise guide.accept.")
+    # Slot i gets the next accepted proposal of its label, in the order they were accepted.
+    accepted_keys, rows = np.concatenate(kept_keys), np.empty(n, np.int64)
+    for key in range(len(need)):
+        rows[keys == key] = np.flatnonzero(accepted_keys == key)[:need[key]]
+    stats = {"gamma": gamma, "logit_max": logit_max,
+             "proposals": options.burn_in + int(proposed.sum()),
+             "acceptance": float(taken.sum() / proposed.sum())}
+    if values is not None:  # which labels the classifier favours, at the shared gamma
+        stats["acceptance_by_label"] = {int(v): float(t / p) for v, t, p in
+                                        zip(values, taken, proposed, strict=True)}
+    return [np.concatenate([part[k] for part in kept])[rows] for k in range(len(kept[0]))], \
+        stats
 
 
 def _mh(propose: Propose, n: int, options: GuideOptions, seed: int,
-        rng: np.random.Generator) -> tuple[list[np.ndarray], dict]:
+        rng: np.random.Generator, labels: np.ndarray | None) -> tuple[list[np.ndarray], dict]:
     parts, moves, index = [], 0, 0
     for start in range(0, n, options.batch):
         count = min(options.batch, n - start)
-        state, state_logits = propose(count, sub_seed(seed, index))
+        wanted = None if labels is None else labels[start:start + count]  # the chain's label
+        state, state_logits = _call(propose, count, sub_seed(seed, index), wanted)
         index += 1
         for _ in range(options.steps):
-            candidate, logits = propose(count, sub_seed(seed, index))
+            candidate, logits = _call(propose, count, sub_seed(seed, index), wanted)
             index += 1
             move = np.log(rng.random(count)) < logits - state_logits  # min(1, ratio)
             state = [np.where(move.reshape((-1,) + (1,) * (s.ndim - 1)), c, s)
@@ -161,12 +202,17 @@ def importance_indices(logits: np.ndarray, rng: np.random.Generator) -> np.ndarr
 
 
 def _importance(propose: Propose, n: int, options: GuideOptions, seed: int,
-                rng: np.random.Generator) -> tuple[list[np.ndarray], dict]:
+                rng: np.random.Generator, labels: np.ndarray | None
+                ) -> tuple[list[np.ndarray], dict]:
     parts, per_call = [], max(1, options.batch // options.candidates)
     weights_ess = []
     for index, start in enumerate(range(0, n, per_call)):
         count = min(per_call, n - start)
-        arrays, logits = propose(count * options.candidates, sub_seed(seed, index))
+        # Row i's candidates are rows i*N..i*N+N-1, all of output i's label.
+        wanted = None if labels is None else np.repeat(labels[start:start + count],
+                                                       options.candidates)
+        arrays, logits = _call(propose, count * options.candidates, sub_seed(seed, index),
+                               wanted)
         logits = np.asarray(logits, np.float64).reshape(count, options.candidates)
         rows = np.arange(count) * options.candidates + importance_indices(logits, rng)
         parts.append([array[rows] for array in arrays])
@@ -177,21 +223,28 @@ def _importance(propose: Propose, n: int, options: GuideOptions, seed: int,
                              "effective_sample_size": float(np.concatenate(weights_ess).mean())}
 
 
-def guided_sample(propose: Propose, n: int, options: GuideOptions, seed: int = 0
-                  ) -> tuple[list[np.ndarray], dict]:
-    """n samples (the arrays `propose` returns, n rows each) and the cost record: proposals
+def guided_sample(propose: Propose, n: int, options: GuideOptions, seed: int = 0,
+                  labels: np.ndarray | None = None) -> tuple[list[np.ndarray], dict]:
+    """n samples (the arrays `propose` returns, n rows each) and the cost record. With labels
+    int (n,) (a conditional generator), output i has label labels[i] and is selected among
+    proposals of that label only (see the module docstring). The record: proposals
     drawn, acceptance (drs: accepted / proposed after burn-in; mh: accepted moves / proposed
     moves; is: 1 / candidates; none: 1), seconds and samples_per_second (outputs / wall
     seconds, proposing and scoring included)."""
     rng, started = np.random.default_rng([int(seed), 0x6D1DE]), time.perf_counter()
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (n,):
+            raise ValueError(f"labels has shape {labels.shape}, expected ({n},)")
     if options.name == "none":
-        arrays, _ = propose(n, sub_seed(seed, 0))
+        arrays, _ = _call(propose, n, sub_seed(seed, 0), labels)
         arrays, stats = [np.asarray(a) for a in arrays], {"proposals": n, "acceptance": 1.0}
     else:
         method = {"drs": _drs, "mh": _mh, "is": _importance}[options.name]
-        arrays, stats = method(propose, n, options, seed, rng)
+        arrays, stats = method(propose, n, options, seed, rng, labels)
     seconds = time.perf_counter() - started
     return arrays, {"guide": options.name, "definition": options.definition(), **stats,
+                    "within_label": labels is not None,
                     "samples": n, "seconds": seconds, "samples_per_second": n / seconds}
 
 

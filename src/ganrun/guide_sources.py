@@ -7,7 +7,9 @@
   fresh_or_restored_critic(): (classifier, restored?) for `ganrun calibrate`;
   proposer(critic, scaling, temperature, label): a `ganrun.guide.Propose` returning the
       outputs (images float32 (n, H, W, C) in [0, 1] [+ labels], or ids) with calibrated
-      logits.
+      logits; a conditional run's proposer also takes the labels to propose;
+  requested_labels(n, label): int32 (n,) labels the guided outputs must keep (a conditional
+      run: `ganrun.sample.class_labels`), None otherwise.
 The dataset is loaded only when real rows are asked for (calibration), never for sampling.
 """
 
@@ -128,9 +130,17 @@ class ImageSource(_Source):
             self._forward, self._forward_key = forward, key
         forward = self._forward
 
-        def propose(count: int, seed: int):
+        def propose(count: int, seed: int, labels: np.ndarray | None = None):
+            """labels int (count,): the classes to propose (guidance within labels); default
+            `label` or the data's class proportions."""
             latents = fixed_latents(count, int(self.generator.inputs[0].shape[-1]), seed)
-            labels = class_labels(self.generator, count, label, self.spec.class_frequencies)
+            if labels is None:
+                labels = class_labels(self.generator, count, label,
+                                      self.spec.class_frequencies)
+            elif not self._classes:
+                raise ValueError("labels given to the proposer of an unconditional generator")
+            else:
+                labels = np.asarray(labels, np.int32)
             images, logits = [], []
             for s in range(0, count, PROPOSAL_CHUNK):
                 part = None if labels is None else tf.constant(labels[s:s + PROPOSAL_CHUNK])
@@ -141,6 +151,9 @@ class ImageSource(_Source):
                     np.concatenate(logits))
 
         return propose
+
+    def requested_labels(self, n: int, label: int | None = None) -> np.ndarray | None:
+        return class_labels(self.generator, n, label, self.spec.class_frequencies)
 
 
 class TextSource(_Source):
@@ -176,6 +189,9 @@ class TextSource(_Source):
 
         return propose
 
+    def requested_labels(self, n: int, label: int | None = None) -> None:
+        return None  # text is unconditional
+
 
 def run_source(run_dir: Path, checkpoint: str = "latest", calibrated: bool = True):
     """The run's source; with `calibrated`, also (critic, scaling, record) of `ganrun
@@ -206,13 +222,16 @@ def draw_guided(run_dir: Path, checkpoint: str, options, n: int, seed: int,
                 temperature: float = 1.0, label: int | None = None,
                 source=None) -> tuple[list[np.ndarray], dict]:
     """n guided outputs of the run (see `proposer`) and the cost record of
-    `ganrun.guide.guided_sample`, logged; `source` reuses an already loaded run."""
+    `ganrun.guide.guided_sample`, logged; `source` reuses an already loaded run. A
+    conditional run is guided within each label: output i keeps the label unguided sampling
+    would give it (`label`, else the data's class proportions)."""
     import logging  # noqa: PLC0415
 
     from ganrun.guide import guided_sample  # noqa: PLC0415
 
     source = source or run_source(run_dir, checkpoint, calibrated=True)
-    arrays, stats = guided_sample(guided_proposer(source, temperature, label), n, options, seed)
+    arrays, stats = guided_sample(guided_proposer(source, temperature, label), n, options, seed,
+                                  labels=source.requested_labels(n, label))
     stats["calibration"] = {k: source.record[k]["value"] for k in ("accuracy", "ece")}
     logging.getLogger("ganrun").info(
         "guide=%s: %d samples in %.1f s (%.1f samples/s), acceptance %.4f, %d proposals",

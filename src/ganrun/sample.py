@@ -131,7 +131,7 @@ def sample_to_file(run_dir: Path, count: int, out: Path | None, seed: int = 0,
     if guide is not None and guide.name != "none":
         from ganrun.guide_sources import draw_guided  # noqa: PLC0415
 
-        # Guided outputs keep the label each accepted proposal was drawn with.
+        # Guided within each label: outputs keep the labels unguided sampling gives them.
         arrays, _ = draw_guided(run_dir, checkpoint, guide, count, seed, label=label)
         return _write_guided(out, arrays[0], arrays[1] if len(arrays) > 1 else None)
     out.parent.mkdir(parents=True, exist_ok=True)
