@@ -51,7 +51,7 @@ def test_a_conditional_auto_model_is_unconditional_on_unlabelled_data(compose):
 
     spec = make_fake_images().spec
     unlabelled = type(spec)(**{**spec.__dict__, "num_classes": 0, "class_frequencies": ()})
-    cfg = compose()
+    cfg = compose("experiment=mnist_dcgan")
     assert build.conditional(cfg, spec) is True
     assert build.conditional(cfg, unlabelled) is False
     assert len(build.generator(cfg, unlabelled).inputs) == 1
