@@ -22,7 +22,8 @@ from ganrun import build  # noqa: E402
 from ganrun.fit import fit  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-TINY = ["experiment=base", "data=fake", "train.batch_size=8", "train.log_every=2", "train.sample_every=100",
+TINY = ["experiment=base", "data=fake", "train.batch_size=8", "train.log_every=2",
+        "train.sample_every=100",
         "train.checkpoint_every=2", "train.steps_per_call=2", "train.sample_grid=4",
         "train.eval_every=0", "train.eval_final_n=0", "train.jit_compile=false"]
 

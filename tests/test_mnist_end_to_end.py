@@ -34,8 +34,8 @@ def test_default_experiment_learns_on_mnist(tmp_path):
     series = {tag: [float(tf.make_ndarray(e.tensor_proto)) for e in accumulator.Tensors(tag)]
               for tag in ("loss/d", "loss/g", "logits/real")}
     assert len(series["loss/d"]) == 10
-    # The losses move: D starts near chance (2 log 2 = 1.386) and learns to separate.
-    assert abs(series["loss/d"][-1] - series["loss/d"][0]) > 0.02
+    # D learns to separate: the default's hinge loss is 2 at chance (every logit 0).
+    assert max(series["loss/d"]) < 1.9
     assert series["logits/real"][-1] > 0.05
     assert all(np.isfinite(v) for values in series.values() for v in values)
 
