@@ -95,6 +95,23 @@ def test_ema_follows_its_formula_and_is_what_is_sampled(compose, tmp_path):
         np.testing.assert_array_equal(actual.numpy(), expected.numpy())
 
 
+def test_ema_rampup_caps_the_half_life_at_a_fraction_of_the_steps(compose):
+    trainer = make_trainer(compose("train.ema_decay=0.999", "train.ema_rampup=0.1",
+                                   "train.steps=2", "train.steps_per_call=1"))
+    ema = trainer.ema
+    # half-life min(693 steps, 0.1 * (t + 1)): 0.5 ** (1 / 0.1) at t = 0, 0.999 from t = 6930
+    assert float(ema.decay_at(0)) == pytest.approx(0.5 ** 10, rel=1e-5)
+    assert float(ema.decay_at(99)) == pytest.approx(0.5 ** (1 / 10), rel=1e-5)
+    assert float(ema.decay_at(10**6)) == pytest.approx(0.999, rel=1e-6)
+    # The first averaging step therefore moves the average (almost) onto the generator.
+    trainer.train_steps(tf.constant(1))
+    for average, current in zip(ema.model.trainable_weights,
+                                trainer.generator.trainable_weights, strict=True):
+        np.testing.assert_allclose(average.numpy(), current.numpy(), rtol=1e-3, atol=1e-5)
+    assert float(make_trainer(compose("train.ema_decay=0.999")).ema.decay_at(0)) == \
+        pytest.approx(0.999)
+
+
 def test_linear_schedule_reaches_zero_at_the_end(compose, tmp_path):
     trainer = make_trainer(compose("train.lr_schedule=linear", "train.steps=4", "train.d_steps=2"))
     fit(trainer, tmp_path)
@@ -113,6 +130,7 @@ def test_label_smoothing_needs_a_bce_loss(compose):
     ("regularize.r1_every=0", "r1_every"),
     ("regularize.gradient_penalty=-1", "gradient_penalty"),
     ("train.ema_decay=1.0", "ema_decay"),
+    ("train.ema_rampup=0", "ema_rampup"),
     ("train.lr_schedule=cosine", "lr_schedule"),
 ])
 def test_bad_regularization_is_a_config_error(compose, override, message):

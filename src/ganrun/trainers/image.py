@@ -86,7 +86,8 @@ class AdversarialTrainer:
                                                self.regularization)
         self.metric_names = METRIC_NAMES + ((PENALTY_METRIC,) if self.regularization.has_penalty
                                             else ())
-        self.ema = GeneratorEMA(generator, options.ema_decay) if options.ema_decay else None
+        self.ema = (GeneratorEMA(generator, options.ema_decay, options.ema_rampup)
+                    if options.ema_decay else None)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.rng = keras.random.SeedGenerator(options.seed)
         self.batch_rng = self.rng  # the batch's draws; see ganrun.distribute.ReplicaSeeds
@@ -149,7 +150,7 @@ class AdversarialTrainer:
         g_loss = self._generator_update(real, labels, noise)
         if self.ema:
             latents = self._latents()
-            self.ema.update(latents if labels is None else [latents, labels])
+            self.ema.update(latents if labels is None else [latents, labels], step)
         metrics = [d_loss, g_loss, tf.reduce_mean(real_logits), tf.reduce_mean(fake_logits)]
         return tf.stack(metrics + ([penalty] if self.regularization.has_penalty else []))
 

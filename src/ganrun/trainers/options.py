@@ -49,6 +49,8 @@ class TrainOptions:
         as divergence; None or 0 turns the bound off (NaN and inf still count).
       ema_decay: 0 (off) or the decay of an exponential moving average of the generator's
         weights (e.g. 0.999), used for samples and generator.keras; see ganrun.ema.
+      ema_rampup: None (off) or a fraction r: the average's half-life is at most r times the
+        steps done, so it leaves the initial weights quickly (StyleGAN2-ADA; e.g. 0.05).
       lr_schedule: "constant" or "linear" (both learning rates decay linearly to 0 at `steps`).
       eval_every: metrics of `eval_n` samples every this many steps and at the end, keeping
         the best generator in checkpoints/best (0 = off); see ganrun.evaluate.
@@ -87,6 +89,7 @@ class TrainOptions:
     max_rollbacks: int = 3
     rollback_lr_factor: float = 0.5
     ema_decay: float = 0.0
+    ema_rampup: float | None = None
     lr_schedule: str = "constant"
     eval_every: int = 0
     eval_n: int = 2000
@@ -128,6 +131,11 @@ class TrainOptions:
         if isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 <= decay < 1:
             raise ConfigError(f"train.ema_decay={decay!r} must be 0 (off) or in (0, 1), e.g. "
                               "0.999.")
+        rampup = self.ema_rampup
+        if rampup is not None and (isinstance(rampup, bool) or not isinstance(rampup, int | float)
+                                   or not rampup > 0):
+            raise ConfigError(f"train.ema_rampup={rampup!r} must be a positive fraction of the "
+                              "steps done (e.g. 0.05), or null for none.")
 
 
 def _check_choice(name: str, value, choices) -> None:
