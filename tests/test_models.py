@@ -37,6 +37,37 @@ def test_dcgan_sizes_follow_the_data(spec, g_params, d_params):
     assert d(images).shape == (3, 1)
 
 
+def test_minibatch_std_appends_the_group_standard_deviation():
+    x = np.random.default_rng(0).normal(size=(8, 3, 3, 2)).astype(np.float32)
+    out = np.asarray(image.MinibatchStdDev(4)(x))
+    assert out.shape == (8, 3, 3, 3)
+    np.testing.assert_array_equal(out[..., :2], x)
+    # Groups of 4 are the rows i mod 2: {0, 2, 4, 6} and {1, 3, 5, 7}.
+    for member in range(2):
+        expected = np.sqrt(x[member::2].var(axis=0) + 1e-8).mean()
+        np.testing.assert_allclose(out[member::2, ..., 2], expected, rtol=1e-5)
+    # 6 rows are not divisible by 4: one group of all 6.
+    odd = np.asarray(image.MinibatchStdDev(4)(x[:6]))
+    np.testing.assert_allclose(odd[..., 2], np.sqrt(x[:6].var(axis=0) + 1e-8).mean(), rtol=1e-5)
+
+
+def test_dcgan_discriminator_with_minibatch_std_saves_and_loads_in_safe_mode(tmp_path):
+    import keras  # noqa: PLC0415
+
+    d = image.dcgan_discriminator(MNIST, [64, 128], minibatch_std=4, conditional=True)
+    # The extra channel adds 7*7 inputs to the logit and to the projection's embedding.
+    plain = image.dcgan_discriminator(MNIST, [64, 128], conditional=True)
+    assert image.parameter_count(d) - image.parameter_count(plain) == 49 + 10 * 49
+    images = np.random.default_rng(1).uniform(-1, 1, (4, 28, 28, 1)).astype(np.float32)
+    labels = np.arange(4, dtype=np.int32)
+    d.save(tmp_path / "d.keras")
+    loaded = keras.models.load_model(tmp_path / "d.keras", safe_mode=True)
+    np.testing.assert_allclose(np.asarray(loaded([images, labels])),
+                               np.asarray(d([images, labels])), rtol=1e-6)
+    with pytest.raises(ConfigError, match="minibatch_std"):
+        image.dcgan_discriminator(MNIST, [64, 128], minibatch_std=1)
+
+
 def test_dcgan_rejects_sizes_it_cannot_reach():
     odd = DataSpec("image", "odd", (30, 30, 1), 0, 10, "test")
     with pytest.raises(ConfigError, match="divisible by 4"):

@@ -40,10 +40,17 @@ def test_xla_results_do_not_depend_on_how_steps_are_split_into_calls(compose):
     (["model=mlp", "regularize.augment=[translation]"], False),  # one draw per D call
     (["model=mlp", "regularize.instance_noise=0.1"], False),
     (["model=resnet"], False), (["model=mlp", "train.fuse_d_pass=false"], False),
+    (["model.discriminator.minibatch_std=4"], False),  # a statistic over the batch
 ])
 def test_auto_fuses_the_d_pass_only_where_the_maths_is_the_same(compose, overrides, fused):
     cfg = compose(*overrides)
     assert build.trainer(cfg, build.data(cfg)).fuse_d_pass is fused
+
+
+def test_a_forced_fused_pass_is_refused_with_the_minibatch_statistic(compose):
+    cfg = compose("model.discriminator.minibatch_std=4", "train.fuse_d_pass=true")
+    with pytest.raises(ConfigError, match="minibatch"):
+        build.trainer(cfg, build.data(cfg))
 
 
 @pytest.mark.parametrize("model", [["model=mlp"], ["model=mlp", "model.conditional=true"]])

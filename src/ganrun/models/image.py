@@ -14,9 +14,13 @@ Conventions shared by every builder here:
                   every training call (a projection; no gradient flows through sigma, unlike
                   the paper's reparameterisation); its vector `u` is a weight, so it is
                   checkpointed.
-Discriminators have no batch normalisation, so real and fake batches may be evaluated
-together or apart with the same result. Models are functional Keras models made of stock
-layers only, so `generator.keras` loads in Keras's safe mode.
+  minibatch_std:  (dcgan discriminator) ProGAN's minibatch standard deviation before the
+                  logit, one extra feature channel computed over groups of examples
+                  (MinibatchStdDev); 0 = off.
+Discriminators have no batch normalisation; without minibatch_std, real and fake batches
+may be evaluated together or apart with the same result (with it, the trainer runs them
+apart). Models are functional Keras models of stock layers and the registered
+MinibatchStdDev, so `generator.keras` and `discriminator.keras` load in Keras's safe mode.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import math
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 from ganrun.data.spec import DataSpec
@@ -144,9 +149,15 @@ def dcgan_generator(spec: DataSpec, latent_dim: int, channels: list[int],
 
 
 def dcgan_discriminator(spec: DataSpec, channels: list[int], kernel_size: int = 4,
-                        spectral_norm: bool = False, conditional: bool = False) -> keras.Model:
+                        spectral_norm: bool = False, conditional: bool = False,
+                        minibatch_std: int = 0) -> keras.Model:
     """DCGAN discriminator without batch norm: stride-2 convolutions with LeakyReLU(0.2),
+    (the minibatch standard deviation channel over groups of `minibatch_std`, if > 0),
     flatten, one linear logit."""
+    if isinstance(minibatch_std, bool) or not isinstance(minibatch_std, int) \
+            or minibatch_std < 0 or minibatch_std == 1:
+        raise ConfigError(f"model.discriminator.minibatch_std={minibatch_std!r} must be 0 (off) "
+                          "or a group size of at least 2 (ProGAN: 4).")
     height, width, _ = _require_image(spec)
     if min(height, width) < 2 ** len(channels):
         raise ConfigError(f"dcgan discriminator with {len(channels)} stride-2 layers needs "
@@ -157,8 +168,46 @@ def dcgan_discriminator(spec: DataSpec, channels: list[int], kernel_size: int = 
         x = sn(layers.Conv2D(filters, kernel_size, strides=2, padding="same",
                              name=f"down_{index}"), spectral_norm)(x)
         x = layers.LeakyReLU(0.2, name=f"down_{index}_act")(x)
+    if minibatch_std:
+        x = MinibatchStdDev(minibatch_std, name="minibatch_std")(x)
     x = layers.Flatten(name="flatten")(x)
     return discriminator_head(images, x, spec, conditional, spectral_norm)
+
+
+@keras.saving.register_keras_serializable("ganrun")
+class MinibatchStdDev(layers.Layer):
+    """ProGAN's minibatch standard deviation (Karras et al. 2018, arXiv:1710.10196, sec. 3):
+    appends one channel with the standard deviation of every feature over a group of
+    `group_size` examples, averaged over the features, so the discriminator sees how varied
+    a batch is and can penalise a generator whose samples look alike (low recall).
+
+    x (B, H, W, C) -> (B, H, W, C + 1). Example i is in group i mod (B / group_size), as in
+    StyleGAN's reshape; a batch that `group_size` does not divide is one group (all B).
+    The statistic couples the examples of a batch: real and fake must not share a pass.
+    """
+
+    mixes_examples = True  # read by ganrun.trainers.policy.resolve_fuse_d_pass
+
+    def __init__(self, group_size: int = 4, **kwargs):
+        super().__init__(**kwargs)
+        self.group_size = int(group_size)
+
+    def call(self, x):
+        shape = tf.shape(x)
+        batch = shape[0]
+        groups = tf.where(batch % self.group_size == 0, self.group_size, batch)
+        y = tf.reshape(tf.cast(x, tf.float32), tf.concat([[groups, batch // groups],
+                                                          shape[1:]], 0))  # (G, B/G, H, W, C)
+        y = tf.sqrt(tf.math.reduce_variance(y, axis=0) + 1e-8)  # (B/G, H, W, C)
+        y = tf.reduce_mean(y, axis=[1, 2, 3], keepdims=True)  # (B/G, 1, 1, 1)
+        y = tf.tile(tf.cast(y, x.dtype), tf.stack([groups, shape[1], shape[2], 1]))
+        return tf.concat([x, y], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
+
+    def get_config(self):
+        return {**super().get_config(), "group_size": self.group_size}
 
 
 def parameter_count(model: keras.Model) -> int:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from ganrun.errors import ConfigError
+
 # Layers whose XLA CPU code is at least as fast as TF's oneDNN kernels (the dense-only MLP GAN
 # gains at small batches and ties at large ones); convolutions do not (transposed ones are
 # ~30x slower), so `auto` keeps XLA off on CPU for anything else.
@@ -53,6 +55,10 @@ def resolve_fuse_d_pass(setting: bool | str, discriminator, regularization) -> b
     """One D pass over concat(real, fake) or two. "auto": fused when D is made of
     `_PER_EXAMPLE_LAYERS` alone and no augmentation or instance noise draws per call (fused,
     one draw would cover both halves). See scripts/bench.py, lever "fused D"."""
+    if setting is True and any(getattr(layer, "mixes_examples", False)
+                               for layer in discriminator.layers):
+        raise ConfigError("train.fuse_d_pass=true would let the discriminator's minibatch "
+                          "statistic mix real and fake examples; use auto or false.")
     if setting == "auto":
         return (not regularization.augment and not regularization.instance_noise
                 and all(isinstance(layer, _PER_EXAMPLE_LAYERS)
