@@ -41,7 +41,9 @@ def test_the_default_experiment_is_the_budgeted_conditional_dcgan_on_mnist(compo
     assert cfg.model.generator._target_.endswith("dcgan_generator")
     assert cfg.model.conditional == "auto"
     assert cfg.loss._target_.endswith("hinge")
-    assert cfg.train.max_time == "9m" and cfg.train.ema_decay == pytest.approx(0.9995)
+    assert cfg.train.max_time == "9m" and cfg.train.ema_decay == pytest.approx(0.9998)
+    assert cfg.train.ema_rampup == pytest.approx(0.1) and cfg.train.batch_size == 128
+    assert cfg.train.steps == 4000 and cfg.train.lr_schedule == "linear"
     assert cfg.train.precision == "mixed_bfloat16"
 
 
