@@ -236,7 +236,8 @@ def test_study_resumes_after_its_sweep_process_is_killed(tmp_path):
     assert not (sweep_dir / "1" / "metrics.json").exists()  # the killed trial's directory
 
 
-@pytest.mark.parametrize("preset", ["mnist_optuna", "mnist_quality"])
+@pytest.mark.parametrize("preset", ["mnist_optuna", "mnist_quality", "mnist_dcgan_refine",
+                                    "mnist_mlp"])
 def test_every_parameter_of_a_preset_is_a_config_key(compose, preset):
     """Each swept key exists in the composed experiment, and the first and last value the
     sampler can propose (choices; an interval's ends), written as the sweeper writes them,
