@@ -21,8 +21,8 @@ POSITIVE_OR_OFF = ("eval_every", "eval_final_n", "pretrain_steps")  # 0 turns th
 CHOICES = {"jit_compile": ("auto", True, False), "fuse_d_pass": ("auto", True, False),
            "on_divergence": ("stop", "rollback"), "lr_schedule": ("constant", "linear"),
            "strategy": STRATEGIES, "precision": PRECISIONS}
-OTHER = ("seed", "rollback_lr_factor", "ema_decay", "best_metric", "max_time",  # by hand, below
-         "on_nonfinite", "divergence_bound")
+OTHER = ("seed", "rollback_lr_factor", "ema_decay", "ema_rampup", "best_metric", "max_time",
+         "on_nonfinite", "divergence_bound")  # checked by hand, below
 
 
 @dataclasses.dataclass(frozen=True)
