@@ -15,7 +15,8 @@ from tests.conftest import make_trainer, training_state
 
 EVERYTHING = [  # one run with every option on: conditional, SN, EMA, all penalties, augment
     "model.conditional=true", "model.discriminator.spectral_norm=true", "train.ema_decay=0.9",
-    "train.lr_schedule=linear", "train.d_steps=2", "regularize.gradient_penalty=1",
+    "train.ema_rampup=0.5", "train.lr_schedule=linear", "train.d_steps=2",
+    "regularize.gradient_penalty=1",
     "regularize.r1=1", "regularize.r1_every=3", "regularize.dragan=1",
     "regularize.clip_weights=0.5", "regularize.label_smoothing=0.1",
     "regularize.instance_noise=0.1", "regularize.augment=[translation,cutout]",
@@ -33,6 +34,8 @@ EVERYTHING = [  # one run with every option on: conditional, SN, EMA, all penalt
     ["model=mlp", "model.conditional=true"],
     ["model=resnet", "model.conditional=true"],
     ["model.discriminator.spectral_norm=true", "loss=hinge"],
+    ["model.discriminator.minibatch_std=4", "model.conditional=true", "train.ema_decay=0.99",
+     "train.ema_rampup=0.1", "train.precision=mixed_bfloat16"],  # the statistic under bf16
 ])
 def test_option_trains_and_traces_once(compose, tmp_path, overrides):
     trainer = make_trainer(compose(*overrides, "train.steps=5", "train.steps_per_call=3"))
