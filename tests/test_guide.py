@@ -87,13 +87,79 @@ def test_conditional_guides_select_within_each_label(options):
         before = kstest(plain[labels == y], target).statistic
         after = kstest(x[labels == y], target).statistic
         assert before > 0.15 and after < 0.07, (options.name, y, before, after)
-    if options.name == "drs":  # the classifier's preference shows in the per-label acceptance
-        rates = stats["acceptance_by_label"]
-        assert rates[1] > rates[0] > rates[2]
+    if options.name == "drs":  # per-label gamma: OFFSETS do not set a label's acceptance
+        for y in range(3):
+            assert 0.05 < stats["acceptance_by_label"][y] <= 0.1 * 1.1, stats
+        assert set(stats["gamma_by_label"]) == {0, 1, 2} and "gamma" not in stats
     # Selecting across labels (no labels given) shifts the class proportions toward label 1.
     (_, free_labels), _ = guided_sample(toy_conditional_propose, len(requested), options,
                                         seed=2)
     assert np.bincount(free_labels, minlength=3)[1] / len(requested) > 1 / 3 + 0.1
+
+
+def test_drs_sets_l_max_and_gamma_per_label():
+    """A label the classifier dislikes by a constant (log p_data(y) / p_g(y) = -8) is accepted
+    as often as the other and, within the label, exactly as if the constant were not there."""
+    def propose(offset):
+        def labelled(count, seed, labels):
+            x = np.random.default_rng(seed).standard_normal(count)
+            return [x, labels], SHIFT * x - SHIFT**2 / 2 + np.where(labels == 1, offset, 0.0)
+        return labelled
+
+    requested = np.repeat([0, 1], 1000)
+    options = GuideOptions("drs", accept=0.1, burn_in=2000)
+    (shifted, labels), stats = guided_sample(propose(-8.0), 2000, options, seed=4,
+                                             labels=requested)
+    (plain, _), plain_stats = guided_sample(propose(0.0), 2000, options, seed=4,
+                                            labels=requested)
+    np.testing.assert_array_equal(labels, requested)
+    for y in (0, 1):  # near the target: a shared gamma would give label 1 ~e^-8 of label 0's
+        assert 0.05 < stats["acceptance_by_label"][y] <= 0.1 * 1.1, stats
+    assert stats["logit_max_by_label"][1] == pytest.approx(
+        plain_stats["logit_max_by_label"][1] - 8.0)
+    np.testing.assert_array_equal(shifted, plain)  # the same seed, the same accepted set
+    assert stats["proposals"] < 2000 / 0.1 * 2
+
+
+def test_drs_burn_in_covers_every_label_when_the_requested_labels_are_sorted():
+    burn_in_labels = []
+
+    def propose(count, seed, labels):
+        if not burn_in_labels:  # the first call is the burn-in
+            burn_in_labels.append(labels)
+        return toy_conditional_propose(count, seed, labels)
+
+    requested = np.repeat([0, 1, 2], [5000, 4900, 100])
+    _, stats = guided_sample(propose, len(requested),
+                             GuideOptions("drs", accept=0.5, burn_in=1000), seed=0,
+                             labels=requested)
+    # In proportion to need, and the rare label gets 100 rather than 10.
+    np.testing.assert_array_equal(np.bincount(burn_in_labels[0]), [500, 490, 100])
+    assert set(stats["gamma_by_label"]) == {0, 1, 2}
+    assert set(stats["logit_max_by_label"]) == {0, 1, 2}
+
+
+def test_drs_stops_with_the_fix_when_the_acceptance_collapses():
+    """Burn-in logits N(0, 1); afterwards one proposal at 60 raises l_max, and every other is
+    at -50: nothing more is accepted, and the guard fires after ~10 n / accept proposals."""
+    calls = []
+
+    def propose(count, seed, labels=None):
+        logits = np.random.default_rng(seed).standard_normal(count)
+        if calls:
+            logits[:] = -50.0
+            logits[0] = 60.0 if len(calls) == 1 else -50.0
+        calls.append(count)
+        return [np.arange(count)], logits
+
+    with pytest.raises(ConfigError, match=r"accepted \d+ of \d+ proposals \(acceptance "
+                                          r".*\); raise guide\.accept\."):
+        guided_sample(propose, 100, GuideOptions("drs", accept=0.1, burn_in=500, batch=500))
+    assert sum(calls[1:]) <= 10 * 100 / 0.1 + 500  # stopped at the first batch past the limit
+    calls.clear()
+    with pytest.raises(ConfigError, match=r"\(label 7: [\d.e-]+\); raise guide\.accept"):
+        guided_sample(propose, 100, GuideOptions("drs", accept=0.1, burn_in=500, batch=500),
+                      labels=np.full(100, 7))
 
 
 def test_drs_hits_the_target_acceptance_and_trades_it_for_exactness():
@@ -113,6 +179,9 @@ def test_drs_score_and_gamma():
     # At the maximum F = -log(1 - exp(-eps)) ~ log(1 / eps); far below it F ~ l - l_max.
     assert scores[0] == pytest.approx(-np.log(1 - np.exp(-1e-6)), rel=1e-6)
     assert scores[2] == pytest.approx(-30.0, abs=1e-6)
+    # One l_max per proposal (its label's): shifting a logit and its l_max together is a no-op.
+    np.testing.assert_allclose(drs_scores(logits + [0.0, 5.0, -8.0], np.array([0.0, 5.0, -8.0]),
+                                          1e-6), scores)
     gamma = solve_gamma(scores, 0.5)
     assert (1 / (1 + np.exp(-(scores - gamma)))).mean() == pytest.approx(0.5, abs=1e-6)
 

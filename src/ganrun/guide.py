@@ -11,7 +11,7 @@ so exp(logit) is a density ratio. The guides below turn generator proposals into
         l = logit, l_max its maximum (estimated on a burn-in batch, raised when a proposal
         exceeds it). gamma is solved (bisection) so that the mean acceptance probability on the
         burn-in batch equals `accept`; the paper's gamma is a percentile of F, chosen for the
-        same purpose.
+        same purpose. Guiding within labels, l_max and gamma are estimated per label.
   mh    independence Metropolis-Hastings (Turner et al. 2019, arXiv:1811.11357): one chain per
         output, started at a generator proposal; each of `steps` proposals x' replaces the
         state x with probability min(1, exp(l(x') - l(x))); the output is the final state.
@@ -29,7 +29,11 @@ Conditional generators are guided within each label: `guided_sample(..., labels=
 it (its is candidates, its mh chain, the drs proposals filling its slot) is drawn with that
 label (`propose(count, seed, labels)`). The target is then p_data(x | y) with y in the
 requested proportions; selecting across labels would shift the class proportions toward the
-classes the classifier prefers, which FID against real data punishes.
+classes the classifier prefers, which FID against real data punishes. drs then keeps one l_max
+and one gamma per label: the calibrated logit is l(x, y) = log p_data(x | y) / p_g(x | y) +
+log p_data(y) / p_g(y), and the second term, constant within a label, does not change label y's
+target but would set its acceptance under a shared l_max and gamma (a label the classifier
+dislikes by 8 nats would need e^8 times the proposals).
 """
 
 from __future__ import annotations
@@ -91,8 +95,10 @@ def sub_seed(seed: int, index: int) -> int:
     return (int(seed) * 1_000_003 + 7919 * (index + 1)) % (2**31 - 1)
 
 
-def drs_scores(logits: np.ndarray, logit_max: float, epsilon: float) -> np.ndarray:
-    """F(x) of DRS for float logits (n,): l - l_max - log(1 - exp(l - l_max - eps))."""
+def drs_scores(logits: np.ndarray, logit_max: float | np.ndarray,
+               epsilon: float) -> np.ndarray:
+    """F(x) of DRS, float (n,), for float logits (n,): l - l_max - log(1 - exp(l - l_max -
+    eps)). logit_max is a float, or float (n,) with each proposal's own l_max (its label's)."""
     shifted = np.minimum(np.asarray(logits, np.float64) - logit_max, 0.0) - epsilon
     return shifted + epsilon - np.log(-np.expm1(shifted))
 
@@ -114,6 +120,18 @@ def solve_gamma(scores: np.ndarray, accept: float) -> float:
     return 0.5 * (low + high)
 
 
+MIN_BURN_IN_PER_LABEL = 100  # drs: a rare label's l_max and gamma need this many proposals
+
+
+def burn_in_counts(need: np.ndarray, burn_in: int) -> np.ndarray:
+    """drs burn-in proposals per label, int (k,), for need int (k,) (outputs requested per
+    label, all >= 1): in proportion to need, at least min(MIN_BURN_IN_PER_LABEL, burn_in)
+    each; the total is burn_in, plus what that floor adds for rare labels. One label (the
+    unconditional case) gets exactly burn_in."""
+    share = np.round(burn_in * need / need.sum()).astype(np.int64)
+    return np.maximum(share, min(MIN_BURN_IN_PER_LABEL, burn_in))
+
+
 def _call(propose: Propose, count: int, seed: int, labels: np.ndarray | None):
     """propose's proposals, of the given labels when guiding within labels."""
     return propose(count, seed) if labels is None else propose(count, seed, labels)
@@ -128,46 +146,73 @@ def _drs(propose: Propose, n: int, options: GuideOptions, seed: int,
          rng: np.random.Generator, labels: np.ndarray | None) -> tuple[list[np.ndarray], dict]:
     """Rejection sampling slot by slot: proposals are drawn with the labels of the slots still
     empty (in their proportions) until every label has as many accepted proposals as requested.
-    gamma and l_max are shared by all labels (estimated on burn-in proposals in the requested
-    proportions): exp(l - l_max) is a valid acceptance bound for each label's target, and one
-    gamma keeps the acceptance of each label proportional to its density ratio."""
+    Each label has its own l_max and gamma, estimated on its own burn-in proposals (see
+    burn_in_counts), so each label's mean acceptance on its burn-in is `accept` and
+    exp(l - l_max[y]) is the tight bound for label y's target p_data(x | y) (the module
+    docstring says why a shared pair is wrong). Unconditional (labels None) is one label.
+
+    Stats: proposals (burn-in included), acceptance (after the burn-in); unconditional:
+    gamma and logit_max (floats, l_max after the run's updates); conditional: gamma_by_label,
+    logit_max_by_label and acceptance_by_label ({label: float}) and no single gamma or
+    logit_max, since no single value was used."""
     keys = np.zeros(n, np.int64) if labels is None else np.unique(labels, return_inverse=True)[1]
     values = None if labels is None else np.unique(labels)
-    need = np.bincount(keys)
+    need = np.bincount(keys)  # outputs requested per label, int (k,)
+    every_label = np.arange(len(need))
 
     def draw(count: int, index: int, wanted_keys: np.ndarray):
         wanted = None if values is None else values[wanted_keys]
         return _call(propose, count, sub_seed(seed, index), wanted)
 
-    _, burn_logits = draw(options.burn_in, 0, np.resize(keys, options.burn_in))
-    logit_max = float(np.max(burn_logits))
-    gamma = solve_gamma(drs_scores(burn_logits, logit_max, options.epsilon), options.accept)
+    # The burn-in covers every label even when the requested labels come sorted.
+    burn_keys = np.repeat(every_label, burn_in_counts(need, options.burn_in))
+    _, burn_logits = draw(len(burn_keys), 0, burn_keys)
+    burn_logits = np.asarray(burn_logits, np.float64)
+    logit_max = np.array([burn_logits[burn_keys == k].max() for k in every_label])
+    gamma = np.array([solve_gamma(drs_scores(burn_logits[burn_keys == k], logit_max[k],
+                                             options.epsilon), options.accept)
+                      for k in every_label])
+    # n / accept proposals are expected; after the burn-in l_max can only rise, which lowers
+    # the acceptance somewhat (0.066 for a 0.1 target on MNIST). Ten times the expected cost
+    # means the acceptance collapsed (e.g. a proposal far above the burn-in's l_max), so stop
+    # with the fix instead of appearing to hang; at least 10 batches, so a small n is not
+    # failed by the luck of one batch.
+    proposal_limit = max(10 * n / options.accept, 10 * options.batch)
     kept, kept_keys, have = [], [], np.zeros_like(need)
     proposed, taken, index = np.zeros_like(need), np.zeros_like(need), 1
     while (have < need).any():
-        batch_keys = np.resize(np.repeat(np.arange(len(need)), need - have), options.batch)
+        batch_keys = np.resize(np.repeat(every_label, need - have), options.batch)
         arrays, logits = draw(options.batch, index, batch_keys)
-        logit_max = max(logit_max, float(np.max(logits)))  # the paper's update of l_max
+        logits = np.asarray(logits, np.float64)
+        np.maximum.at(logit_max, batch_keys, logits)  # the paper's update of l_max, per label
         chosen = rng.random(len(logits)) < sigmoid(
-            drs_scores(logits, logit_max, options.epsilon) - gamma)
+            drs_scores(logits, logit_max[batch_keys], options.epsilon) - gamma[batch_keys])
         kept.append([array[chosen] for array in arrays])
         kept_keys.append(batch_keys[chosen])
         proposed += np.bincount(batch_keys, minlength=len(need))
         taken += np.bincount(batch_keys[chosen], minlength=len(need))
         have, index = np.minimum(taken, need), index + 1
-        if index > 10_000 + 10 * n / max(options.accept * options.batch, 1):
-            raise ConfigError(f"guide=drs accepted {int(have.sum())} of {int(proposed.sum())} "
-                              "proposals; raise guide.accept.")
+        if (have < need).any() and proposed.sum() > proposal_limit:
+            rates = taken / np.maximum(proposed, 1)
+            short = np.flatnonzero(have < need)
+            worst = short[np.argmin(rates[short])]
+            where = "acceptance" if values is None else f"label {values[worst]}:"
+            raise ConfigError(f"guide=drs accepted {int(taken.sum())} of {int(proposed.sum())} "
+                              f"proposals ({where} {rates[worst]:.2g}); raise guide.accept.")
     # Slot i gets the next accepted proposal of its label, in the order they were accepted.
     accepted_keys, rows = np.concatenate(kept_keys), np.empty(n, np.int64)
-    for key in range(len(need)):
+    for key in every_label:
         rows[keys == key] = np.flatnonzero(accepted_keys == key)[:need[key]]
-    stats = {"gamma": gamma, "logit_max": logit_max,
-             "proposals": options.burn_in + int(proposed.sum()),
+    stats = {"proposals": len(burn_keys) + int(proposed.sum()),
              "acceptance": float(taken.sum() / proposed.sum())}
-    if values is not None:  # which labels the classifier favours, at the shared gamma
-        stats["acceptance_by_label"] = {int(v): float(t / p) for v, t, p in
-                                        zip(values, taken, proposed, strict=True)}
+    if values is None:
+        stats = {"gamma": float(gamma[0]), "logit_max": float(logit_max[0]), **stats}
+    else:
+        def by_label(per_label):
+            return {int(v): float(x) for v, x in zip(values, per_label, strict=True)}
+
+        stats.update(gamma_by_label=by_label(gamma), logit_max_by_label=by_label(logit_max),
+                     acceptance_by_label=by_label(taken / proposed))
     return [np.concatenate([part[k] for part in kept])[rows] for k in range(len(kept[0]))], \
         stats
 
