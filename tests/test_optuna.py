@@ -237,7 +237,8 @@ def test_study_resumes_after_its_sweep_process_is_killed(tmp_path):
 
 
 @pytest.mark.parametrize("preset", ["mnist_optuna", "mnist_quality", "mnist_dcgan_refine",
-                                    "mnist_mlp"])
+                                    "mnist_mlp", "mnist_conditional", "mnist_hinge_sn",
+                                    "mnist_wgan_gp"])
 def test_every_parameter_of_a_preset_is_a_config_key(compose, preset):
     """Each swept key exists in the composed experiment, and the first and last value the
     sampler can propose (choices; an interval's ends), written as the sweeper writes them,
