@@ -1,4 +1,4 @@
-"""The default experiment on the real MNIST, briefly, through the CLI (slow: ~2 minutes).
+"""The default experiment on the real MNIST, briefly, through the CLI (slow: ~3 minutes).
 
 Needs mnist.npz in $GANRUN_DATA_DIR (CI points it at the shared data); skipped otherwise.
 """
