@@ -18,10 +18,12 @@ def test_step_flops_of_the_default_count_projection_and_ema(compose):
     cfg = compose("experiment=mnist_dcgan")
     trainer = make_trainer(cfg)
     assert trainer.num_classes == 10 and trainer.ema and trainer.ema.has_batch_norm
-    # G: Dense (z + 32 label embedding) -> 7*7*128, up_0 7x7 input 4x4x64x128,
-    # image 14x14 input 4x4x1x64 (transposed: every input pixel writes kh*kw*cout).
+    # G (channels 256, 128): Dense (z + 32 label embedding) -> 7*7*256, up_0 7x7 input
+    # 4x4x128x256, image 14x14 input 4x4x1x128 (transposed: every input pixel writes
+    # kh*kw*cout).
+    assert list(cfg.model.generator.channels) == [256, 128]
     z = cfg.model.latent_dim + 32
-    f_g = 2 * z * 6272 + 2 * 49 * 16 * 64 * 128 + 2 * 196 * 16 * 1 * 64
+    f_g = 2 * z * 12544 + 2 * 49 * 16 * 128 * 256 + 2 * 196 * 16 * 1 * 128
     # D: down_0 14x14 output 4x4x1x64, down_1 7x7 output 4x4x64x128, logit, projection.
     f_d = 2 * 196 * 16 * 64 + 2 * 49 * 16 * 64 * 128 + 2 * 6272 + 2 * 6272
     assert bench_loops.forward_flops(trainer.generator) == f_g
