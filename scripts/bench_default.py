@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from ganrun import build
 from ganrun.losses import generator_reads_real
+from ganrun.precision import resolve as resolve_precision
 
 K = 10  # steps per call; the default trains with 50: the per-step CPU was the same within
 # noise at K=10 and 50 (93.7 and 93.7 ms, loaded smoke run), and shorter calls fit short windows
@@ -53,7 +54,8 @@ def _first_metrics(trainer) -> np.ndarray:
 def build_runners(compose, dataset) -> tuple[list[dict], dict]:
     """Every `variants()` entry compiled and warmed up; returns (runners, step FLOP info)."""
     runners, trainers = [], {}
-    for label, overrides, k, baseline in variants(compose("default").train.precision):
+    for label, overrides, k, baseline in variants(resolve_precision(
+            compose("default").train.precision)):
         key = tuple(overrides)
         started = time.perf_counter()
         if key not in trainers:  # "default K=1" reuses the default's trainer (K is an input)
@@ -171,7 +173,7 @@ def markdown(result: dict, conv: dict) -> str:
     lines += [f"| {lv['lever']} | {lv['baseline']} | {lv['ratio']} | {lv['cpu_ratio']} | "
               f"{lv['note']} |" for lv in result["levers"]]
     nchw = conv.get("float32_nchw")
-    if nchw:
+    if isinstance(nchw, dict):
         lines.append(f"| layout NCHW (peak conv only) | NHWC | "
                      f"{nchw['gflops'] / conv['float32']['gflops']:.2f} | "
                      f"{nchw['gflop_per_cpu_s'] / conv['float32']['gflop_per_cpu_s']:.2f} | "

@@ -123,6 +123,34 @@ def test_mixed_precision_trains_with_float32_outputs(compose, precision):
     assert trainer.generator(tf.zeros((2, trainer.latent_dim))).dtype == tf.float32
 
 
+def test_auto_precision_is_bf16_only_on_bf16_hardware(monkeypatch):
+    from ganrun import precision
+    from ganrun.trainers.options import TrainOptions
+
+    assert precision.cpu_has_bf16_units("flags : fpu avx2 avx512f avx512_bf16 sse4_2")
+    assert precision.cpu_has_bf16_units("flags : fpu avx2 amx_bf16 amx_tile")
+    assert not precision.cpu_has_bf16_units("flags : fpu avx avx2 fma avx512f")
+    for hardware, expected in ((True, "mixed_bfloat16"), (False, "float32")):
+        monkeypatch.setattr(precision, "bf16_hardware", lambda hardware=hardware: hardware)
+        assert precision.resolve("auto") == expected
+        assert TrainOptions(steps=1, batch_size=8, precision="auto").precision == expected
+        assert precision.resolve("mixed_float16") == "mixed_float16"  # explicit wins
+
+
+def test_auto_precision_follows_this_machine(monkeypatch):
+    from ganrun import precision
+
+    precision.bf16_hardware.cache_clear()
+    try:
+        expected = precision.cpu_has_bf16_units()  # no GPU here: the CPU's flags decide
+        assert precision.resolve("auto") == ("mixed_bfloat16" if expected else "float32")
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # bf16 maths needs oneDNN on a CPU
+        precision.bf16_hardware.cache_clear()
+        assert precision.resolve("auto") == "float32"
+    finally:
+        precision.bf16_hardware.cache_clear()
+
+
 def test_slurm_environment_becomes_tf_config(monkeypatch):
     from ganrun import slurm
 

@@ -7,12 +7,22 @@ checkpoints inside the loop, and excluding start-up (imports, data, model buildi
 feature network) and the final evaluation after the loop. A resumed run gets its budget
 again. Training stops at the first compiled-call boundary after the budget, so the step it
 reaches is not fixed in advance; `train.steps` stays the other limit.
+
+A linear learning-rate schedule (`train.lr_schedule=linear`, `LinearToZero`) ends at
+`train.steps`, or with `train.schedule_end=budget` at the step the budget is projected to
+reach (`ScheduleFit`, whichever is sooner), so that the rates reach 0 as the budget runs out
+on a slow machine too. The projection is the run's own pace (steps per wall-clock second
+since its first compiled call, which held the compilation) times the budget left, made
+again after every compiled call; a resumed run fits its schedule to its own new budget.
 """
 
 from __future__ import annotations
 
 import re
 import time
+
+import keras
+import tensorflow as tf
 
 from ganrun.errors import ConfigError
 
@@ -61,3 +71,62 @@ class Budget:
         """For log lines: '10m 0s' style."""
         minutes, seconds = divmod(int(round(self.seconds or 0)), 60)
         return f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
+
+
+class LinearToZero(keras.optimizers.schedules.LearningRateSchedule):
+    """rate * max(0, 1 - updates / (end * updates_per_step)): a linear decay that reaches 0
+    at the adversarial step `end` holds. `end` is a variable so that `ScheduleFit` can move
+    it while a compiled training function reads it (no retracing).
+
+    Args:
+      rate: the initial learning rate (> 0).
+      end: a float32 scalar variable, the step at which the rate reaches 0 (> 0).
+      updates_per_step: this optimizer's updates per adversarial step (D: train.d_steps),
+        because the optimizer counts its own updates (`iterations`, checkpointed).
+    """
+
+    def __init__(self, rate: float, end: tf.Variable, updates_per_step: int = 1):
+        self.rate, self.end, self.updates_per_step = float(rate), end, int(updates_per_step)
+
+    def __call__(self, updates):
+        total = self.end * float(self.updates_per_step)
+        left = 1.0 - tf.cast(updates, tf.float32) / tf.maximum(total, 1.0)
+        return self.rate * tf.maximum(left, 0.0)
+
+    def get_config(self) -> dict:
+        return {"rate": self.rate, "end": float(self.end.numpy()),
+                "updates_per_step": self.updates_per_step}
+
+    @classmethod
+    def from_config(cls, config: dict) -> LinearToZero:
+        end = tf.Variable(float(config["end"]), trainable=False, dtype=tf.float32)
+        return cls(config["rate"], end, config["updates_per_step"])
+
+
+class ScheduleFit:
+    """Moves the end of the linear schedules to the step the budget is projected to reach.
+
+    After each compiled call, `update(step)` projects: this run's pace since the end of its
+    first call (steps per wall second, evaluations, samples and checkpoints in the loop
+    included) times the budget left, added to `step`, capped at `limit` (train.steps) and
+    never before `step`. The first call (tracing and compilation) only starts the clock.
+    """
+
+    def __init__(self, budget: Budget, ends: list[tf.Variable], limit: int):
+        self.budget, self.ends, self.limit = budget, ends, limit
+        self.origin: tuple[int, float] | None = None  # (step, elapsed) at the first call's end
+
+    def update(self, step: int) -> int | None:
+        """Re-fit the ends after a call that finished at `step`; returns the end set, or None
+        while there is no pace yet."""
+        elapsed = self.budget.elapsed()
+        if self.origin is None or step <= self.origin[0] or elapsed <= self.origin[1]:
+            if self.origin is None:
+                self.origin = (step, elapsed)
+            return None
+        pace = (step - self.origin[0]) / (elapsed - self.origin[1])
+        left = max(self.budget.seconds - elapsed, 0.0)
+        end = int(min(self.limit, max(step, round(step + pace * left))))
+        for variable in self.ends:
+            variable.assign(float(end))
+        return end

@@ -12,11 +12,13 @@ import hashlib
 import json
 
 import keras
+import tensorflow as tf
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ganrun import distribute, precision
+from ganrun.budget import LinearToZero
 from ganrun.data.images import ImageData
 from ganrun.data.spec import DataSpec
 from ganrun.errors import ConfigError, GanrunError
@@ -128,17 +130,17 @@ def generator_pixel_range(cfg: DictConfig) -> tuple[float, float]:
     return pixel_range(cfg.model.generator.get("output_activation", "tanh"))
 
 
-def optimizer(cfg: DictConfig, which: str,
-              decay_updates: int | None = None) -> keras.optimizers.Optimizer:
+def optimizer(cfg: DictConfig, which: str, schedule_end: tf.Variable | None = None,
+              updates_per_step: int = 1) -> keras.optimizers.Optimizer:
     """`cfg.optimizer.<which>` (generator or discriminator), with a positive learning rate;
-    with `decay_updates`, the rate decays linearly to 0 over that many of its updates."""
+    with `schedule_end`, the rate decays linearly to 0 at the adversarial step that variable
+    holds (ganrun.budget.LinearToZero; `updates_per_step` of this optimizer per step)."""
     node = cfg.optimizer[which]
     rate = node.get("learning_rate")
     if not isinstance(rate, (int, float)) or isinstance(rate, bool) or rate <= 0:
         raise ConfigError(f"optimizer.{which}.learning_rate={rate!r} must be a positive number.")
-    if decay_updates:  # counted by the optimizer's own `iterations`, which is checkpointed
-        schedule = keras.optimizers.schedules.PolynomialDecay(
-            float(rate), decay_updates, end_learning_rate=0.0, power=1.0)
+    if schedule_end is not None:  # counted by the optimizer's own `iterations` (checkpointed)
+        schedule = LinearToZero(float(rate), schedule_end, updates_per_step)
         return _instantiate(node, f"optimizer.{which}", learning_rate=schedule)
     return _instantiate(node, f"optimizer.{which}")
 
@@ -169,7 +171,8 @@ def trainer(cfg: DictConfig, dataset) -> Trainer:
     loss_fn, loss_name = loss(cfg)
     trainer_class(cfg).check(options, regularize, dataset.spec, loss_name)
     keras.utils.set_random_seed(options.seed)  # initial weights depend on the seed only
-    # TTUR is two optimizer nodes; a linear schedule reaches 0 at train.steps for both.
+    # TTUR is two optimizer nodes; a linear schedule reaches 0 at train.steps for both, or
+    # earlier where train.schedule_end=budget moves its end (ganrun.fit, ganrun.budget).
     linear = options.lr_schedule == "linear"
     mixed, strategy = options.precision, distribute.make_strategy(options.strategy)
     # Everything with variables is made in the strategy's scope (mirrored on its devices);
@@ -180,11 +183,12 @@ def trainer(cfg: DictConfig, dataset) -> Trainer:
                       for make in (generator, discriminator)]
         if options.strategy != "default":
             distribute.synchronize_batch_norm(models)
+        end = (tf.Variable(float(options.steps), trainable=False, dtype=tf.float32,
+                           name="schedule_end") if linear else None)
         optimizers = [
-            precision.wrap_optimizer(
-                optimizer(cfg, "generator", options.steps if linear else None), mixed),
-            precision.wrap_optimizer(optimizer(
-                cfg, "discriminator", options.steps * options.d_steps if linear else None), mixed)]
+            precision.wrap_optimizer(optimizer(cfg, "generator", end), mixed),
+            precision.wrap_optimizer(optimizer(cfg, "discriminator", end, options.d_steps),
+                                     mixed)]
         return _instantiate(cfg.model.trainer, "model.trainer", generator=models[0],
                             discriminator=models[1], generator_optimizer=optimizers[0],
                             discriminator_optimizer=optimizers[1], loss_fn=loss_fn,

@@ -18,7 +18,7 @@ import tensorflow as tf
 from keras.optimizers.schedules import LearningRateSchedule
 
 from ganrun import distribute, guard, pruning, summaries
-from ganrun.budget import Budget, parse_duration
+from ganrun.budget import Budget, LinearToZero, ScheduleFit, parse_duration
 from ganrun.checkpoints import Checkpoints
 from ganrun.evaluate.protocol import Evaluation
 from ganrun.jsonfile import write_json_atomic
@@ -141,10 +141,24 @@ def _final_metrics(window: MetricWindow, whole_run: MetricWindow, trainer: Train
         "stopped_by": stopped_by,
         "wall_time_s": {"value": round(wall_seconds, 2),
                         "definition": "wall time of this process's training loop, seconds"},
+        **_schedule_entry(trainer),
         **{name: {"value": values[name], "definition": definitions[name]}
            for name in (*trainer.metric_names, *definitions)
            if name in values and name in definitions},
     }
+
+
+def _schedule_entry(trainer: Trainer) -> dict:
+    """metrics.json's record of where the linear schedule's rates reach 0 (if linear)."""
+    ends = _schedule_ends(trainer)
+    if not ends:
+        return {}
+    how = ("fitted to the wall-clock budget from the run's pace, or train.steps if sooner "
+           "(train.schedule_end=budget)" if trainer.options.schedule_end == "budget"
+           else "train.steps")
+    return {"schedule_end": {"value": int(ends[0].numpy()), "definition":
+                             f"the step at which the linear schedule's learning rates reach 0: "
+                             f"{how}"}}
 
 
 def _resume(trainer: Trainer, run_dir: Path) -> tuple[Checkpoints, Path, int]:
@@ -213,11 +227,34 @@ def _announce(trainer: Trainer, step: int) -> Budget:
         log.info("Wall-clock budget: %s for this process's training loop (train.max_time); "
                  "training stops at the first compiled call after it, or at step %d.",
                  budget.describe(), options.steps)
-        if options.lr_schedule != "constant":
+        if options.schedule_end == "budget" and options.lr_schedule == "linear":
+            log.info("The linear schedule's rates reach 0 at train.steps=%d or at the step the "
+                     "budget is projected to reach, whichever is sooner (train.schedule_end="
+                     "budget; fitted after every compiled call).", options.steps)
+        elif options.lr_schedule != "constant":
             log.warning("train.lr_schedule=%s runs over train.steps=%d; if the budget ends the "
-                        "run first, the rates stop where the schedule is at that step.",
+                        "run first, the rates stop where the schedule is at that step (train."
+                        "schedule_end=budget fits the schedule to the budget instead).",
                         options.lr_schedule, options.steps)
     return budget
+
+
+def _schedule_ends(trainer: Trainer) -> list[tf.Variable]:
+    """The end-step variables of the optimizers' linear schedules (one shared by both)."""
+    ends = {}
+    for optimizer in trainer.optimizers.values():
+        schedule = _inner(optimizer)._learning_rate
+        if isinstance(schedule, LinearToZero):
+            ends[id(schedule.end)] = schedule.end
+    return list(ends.values())
+
+
+def _schedule_fit(trainer: Trainer, budget: Budget) -> ScheduleFit | None:
+    """train.schedule_end=budget: what moves the linear schedule's end (ganrun.budget)."""
+    ends = _schedule_ends(trainer)
+    if trainer.options.schedule_end != "budget" or not ends or budget.seconds is None:
+        return None
+    return ScheduleFit(budget, ends, trainer.options.steps)
 
 
 def _after_call(trainer: Trainer, step: int, checkpoints: Checkpoints, writer,
@@ -282,6 +319,7 @@ def fit(trainer: Trainer, run_dir: Path, config_text: str = "",
     divergence = guard.DivergenceGuard(trainer, checkpoints, options.on_nonfinite,
                                        options.max_rollbacks, options.rollback_lr_factor)
     divergence.prepare(step)
+    schedule_fit, fitted = _schedule_fit(trainer, budget), None
     stopped_by = "steps"
     while step < options.steps:
         count = steps_until_next_event(step, options)
@@ -291,6 +329,11 @@ def fit(trainer: Trainer, run_dir: Path, config_text: str = "",
         if rolled_back_to is not None:
             step, window = rolled_back_to, MetricWindow()
             continue
+        if schedule_fit and (end := schedule_fit.update(step)) is not None:
+            if fitted is None:
+                log.info("The linear schedule now ends at step %d (this run's pace times the "
+                         "budget left; re-fitted after every call).", end)
+            fitted = end
         for accumulator in (window, whole_run):
             accumulator.add(metrics, count, None if first_call else seconds)
         first_call = False
@@ -306,6 +349,8 @@ def fit(trainer: Trainer, run_dir: Path, config_text: str = "",
             if window.steps:
                 last_window, window = window, MetricWindow()
             break
+    if fitted is not None:
+        log.info("The linear schedule ended at step %d (train.schedule_end=budget).", fitted)
     final = _finish(trainer, run_dir, writer, evaluation, last_window or window, whole_run,
                     step, time.perf_counter() - started, loss_name, stopped_by)
     log.info("Done at step %d in %.1f s; samples in %s.", step, time.perf_counter() - started,

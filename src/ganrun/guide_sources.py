@@ -103,7 +103,8 @@ class ImageSource(_Source):
     def fresh_or_restored_critic(self):
         from ganrun import precision  # noqa: PLC0415
 
-        mixed = OmegaConf.select(self.cfg, "train.precision", default="float32")
+        mixed = precision.resolve(OmegaConf.select(self.cfg, "train.precision",
+                                                   default="float32"))
         with precision.policy(mixed):
             critic = precision.float32_outputs(build.discriminator(self.cfg, self.spec), mixed)
         self._restore(critic)

@@ -9,16 +9,59 @@
   `optimizer.scale_loss` and the optimizer unscales before the update. Gradients that the
   penalties take with respect to the inputs (WGAN-GP, R1, DRAGAN) are not loss-scaled.
 
-bfloat16 is fast on TPUs and Ampere+ GPUs; float16 on Volta+ GPUs; on CPUs neither is faster.
+- `auto`: `mixed_bfloat16` where the hardware computes in bfloat16 (a GPU of compute
+  capability 8.0 or newer, or a CPU with AVX-512 BF16 or AMX through oneDNN), else float32.
+  `resolve` turns it into one of the three above before any model is built.
+
+bfloat16 is fast on TPUs, Ampere+ GPUs and CPUs with bf16 units; float16 on Volta+ GPUs. On
+a CPU without bf16 units bfloat16 is emulated and far slower: the default experiment's step
+ran at ~1/20 of its float32 speed on an AVX2-only AMD EPYC (docs/speed.md), which is why
+the presets ask for `auto`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
+from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+CHOICES = ("auto", *PRECISIONS)
+
+
+def resolve(precision: str) -> str:
+    """`auto` -> mixed_bfloat16 or float32 for this machine (module docstring); others as is."""
+    if precision != "auto":
+        return precision
+    return "mixed_bfloat16" if bf16_hardware() else "float32"
+
+
+@functools.cache
+def bf16_hardware() -> bool:
+    """Whether this process computes bfloat16 natively: a visible GPU of compute capability
+    >= 8.0, or (no GPU) a CPU with AVX-512 BF16 or AMX-BF16 and oneDNN not switched off
+    (TensorFlow turns oneDNN on by default on such CPUs; TF_ENABLE_ONEDNN_OPTS=0 turns it off).
+    """
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return all(tf.config.experimental.get_device_details(gpu).get(
+            "compute_capability", (0, 0)) >= (8, 0) for gpu in gpus)
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip() == "0":
+        return False
+    return cpu_has_bf16_units()
+
+
+def cpu_has_bf16_units(cpuinfo: str | None = None) -> bool:
+    """AVX-512 BF16 or AMX-BF16 in /proc/cpuinfo's flags (False where there is none)."""
+    if cpuinfo is None:
+        path = Path("/proc/cpuinfo")
+        cpuinfo = path.read_text() if path.exists() else ""
+    flags = set(cpuinfo.split())
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 @contextlib.contextmanager

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from ganrun import precision as precisions
 from ganrun.budget import parse_duration
 from ganrun.distribute import STRATEGIES
 from ganrun.errors import ConfigError
-from ganrun.precision import PRECISIONS
 
 # Which check each field gets; every field is in exactly one group (a test asserts it).
 POSITIVE = ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every",
@@ -20,7 +20,8 @@ POSITIVE = ("steps", "batch_size", "log_every", "sample_every", "checkpoint_ever
 POSITIVE_OR_OFF = ("eval_every", "eval_final_n", "pretrain_steps")  # 0 turns the feature off
 CHOICES = {"jit_compile": ("auto", True, False), "fuse_d_pass": ("auto", True, False),
            "on_divergence": ("stop", "rollback"), "lr_schedule": ("constant", "linear"),
-           "strategy": STRATEGIES, "precision": PRECISIONS}
+           "schedule_end": ("steps", "budget"),
+           "strategy": STRATEGIES, "precision": precisions.CHOICES}
 OTHER = ("seed", "rollback_lr_factor", "ema_decay", "ema_rampup", "best_metric", "max_time",
          "on_nonfinite", "divergence_bound")  # checked by hand, below
 
@@ -52,6 +53,9 @@ class TrainOptions:
       ema_rampup: None (off) or a fraction r: the average's half-life is at most r times the
         steps done, so it leaves the initial weights quickly (StyleGAN2-ADA; e.g. 0.05).
       lr_schedule: "constant" or "linear" (both learning rates decay linearly to 0 at `steps`).
+      schedule_end: where the linear schedule reaches 0: "steps" (train.steps) or "budget"
+        (the step max_time is projected to reach from the run's own pace, if sooner; see
+        ganrun.budget.ScheduleFit); without max_time or a linear schedule it changes nothing.
       eval_every: metrics of `eval_n` samples every this many steps and at the end, keeping
         the best generator in checkpoints/best (0 = off); see ganrun.evaluate.
       eval_n: samples (and test images) per periodic evaluation; cheap, so noisier.
@@ -63,7 +67,9 @@ class TrainOptions:
         ganrun.trainers.text_gan.
       strategy: default | mirrored | multi_worker | tpu, see ganrun.distribute; batch_size is
         the global batch, split evenly over the replicas.
-      precision: float32 | mixed_bfloat16 | mixed_float16 (loss-scaled), see ganrun.precision.
+      precision: float32 | mixed_bfloat16 | mixed_float16 (loss-scaled) | auto (bf16 where the
+        hardware has bf16 units, else float32; resolved here, so the field holds one of the
+        other three after construction), see ganrun.precision.
       fuse_d_pass: "auto" (fused where the maths is the same, see
         ganrun.trainers.policy.resolve_fuse_d_pass), true or false: the discriminator update
         runs D once on concat(real, fake) instead of twice, on real and on fake.
@@ -91,6 +97,7 @@ class TrainOptions:
     ema_decay: float = 0.0
     ema_rampup: float | None = None
     lr_schedule: str = "constant"
+    schedule_end: str = "steps"
     eval_every: int = 0
     eval_n: int = 2000
     eval_final_n: int = 0
@@ -114,6 +121,7 @@ class TrainOptions:
             _check_choice(name, getattr(self, name), choices)
         if self.on_nonfinite is not None:
             _check_choice("on_nonfinite", self.on_nonfinite, CHOICES["on_divergence"])
+        object.__setattr__(self, "precision", precisions.resolve(self.precision))
         policy = self.on_nonfinite or self.on_divergence  # the old name wins when set
         object.__setattr__(self, "on_nonfinite", policy)
         object.__setattr__(self, "on_divergence", policy)
