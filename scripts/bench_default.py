@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from ganrun import build
 from ganrun.losses import generator_reads_real
+from ganrun.precision import bf16_hardware
 from ganrun.precision import resolve as resolve_precision
 
 K = 10  # steps per call; the default trains with 50: the per-step CPU was the same within
@@ -34,13 +35,18 @@ K = 10  # steps per call; the default trains with 50: the per-step CPU was the s
 PEAK_OF = {"float32": "float32", "mixed_bfloat16": "bfloat16"}  # precision -> conv_peak key
 
 
-def variants(precision: str) -> list[tuple[str, tuple, int, str | None]]:
+def variants(precision: str, bf16_units: bool = True) -> list[tuple[str, tuple, int, str | None]]:
     """(label, overrides, steps per call, the baseline's label) of every timed variant,
-    given the default's train.precision (the precision lever is the other one)."""
+    given the default's resolved train.precision (the precision lever is the other one).
+    Without bf16 units (`bf16_units`) the bf16 lever is left out: emulated bf16 ran the
+    step at 0.11 steps/s against float32's 0.95 on an AVX2-only CPU (docs/speed.md), so one
+    timed window would take minutes and the answer is known."""
     other = "float32" if precision != "float32" else "mixed_bfloat16"
+    levers = [] if other == "mixed_bfloat16" and not bf16_units else [
+        (other, (f"train.precision={other}",), K, "default")]
     return [("default", (), K, None),
             ("default K=1", (), 1, None),
-            (other, (f"train.precision={other}",), K, "default"),
+            *levers,
             ("XLA per step K=1", ("train.jit_compile=true",), 1, "default K=1"),
             ("two-pass D", ("train.fuse_d_pass=false",), K, "default"),
             ("no EMA", ("train.ema_decay=0",), K, "default")]
@@ -55,7 +61,7 @@ def build_runners(compose, dataset) -> tuple[list[dict], dict]:
     """Every `variants()` entry compiled and warmed up; returns (runners, step FLOP info)."""
     runners, trainers = [], {}
     for label, overrides, k, baseline in variants(resolve_precision(
-            compose("default").train.precision)):
+            compose("default").train.precision), bf16_hardware()):
         key = tuple(overrides)
         started = time.perf_counter()
         if key not in trainers:  # "default K=1" reuses the default's trainer (K is an input)

@@ -15,7 +15,7 @@
 
 bfloat16 is fast on TPUs, Ampere+ GPUs and CPUs with bf16 units; float16 on Volta+ GPUs. On
 a CPU without bf16 units bfloat16 is emulated and far slower: the default experiment's step
-ran at ~1/20 of its float32 speed on an AVX2-only AMD EPYC (docs/speed.md), which is why
+ran at 1/9 of its float32 speed on an AVX2-only AMD EPYC (docs/speed.md), which is why
 the presets ask for `auto`.
 """
 
