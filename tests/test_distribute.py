@@ -21,6 +21,11 @@ HERE = Path(__file__).resolve().parent
 # differences). The tolerances leave ~10x room without hiding a wrong batch or loss scale
 # (those show up at 1e-3 and above).
 TOLERANCE = 1e-5
+# With oneDNN on an AVX2-only CPU (2026-12-02), 6 of the DCGAN's 627,200 weights differed by
+# up to 5.6e-4 after the same 6 steps, all others within 2e-4: Adam's step on gradients that
+# are ~0. A share of 1e-4 of the weights may do that, within 6 steps x 2 x Adam's lr 2e-4 ~
+# 2.4e-3; a wrong batch or loss scale moves most weights, so it still fails.
+OUTLIER_SHARE, OUTLIER_BOUND = 1e-4, 2.4e-3
 
 
 def _mirrored_job(tmp_path, *overrides):
@@ -33,9 +38,15 @@ def _mirrored_job(tmp_path, *overrides):
     return json.loads(out.read_text())
 
 
-def _assert_close(first, second, tolerance):
+def _assert_close(first, second, tolerance, outliers=0.0):
+    """Weights within `tolerance`, except at most a share `outliers` of them, which must stay
+    within OUTLIER_BOUND: where a gradient is ~0, Adam's normalised step turns a rounding
+    difference into a move of up to the learning rate, in either direction."""
     for a, b in zip(first, second, strict=True):
-        np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance)
+        a, b = np.asarray(a), np.asarray(b)
+        far = ~np.isclose(a, b, rtol=tolerance, atol=tolerance)
+        assert far.mean() <= outliers, f"{far.sum()} of {far.size} weights differ"
+        np.testing.assert_allclose(a, b, rtol=0, atol=OUTLIER_BOUND if outliers else tolerance)
 
 
 @pytest.mark.parametrize("overrides,tolerance", [
@@ -53,7 +64,8 @@ def test_mirrored_on_two_cpus_equals_default_and_resumes(tmp_path, overrides, to
         assert a.keys() == b.keys()
         np.testing.assert_allclose([a[k] for k in a], [b[k] for k in a], rtol=tolerance,
                                    atol=tolerance)
-    _assert_close(default["weights"], mirrored["weights"], tolerance)
+    _assert_close(default["weights"], mirrored["weights"], tolerance,
+                  OUTLIER_SHARE if "model=dcgan" in overrides else 0.0)
     # Resume under the strategy: 2 steps, a new process-state, 2 more == 4 at once, exactly.
     assert result["resumed"]["step"] == result["uninterrupted"]["step"] == 4
     _assert_close(result["resumed"]["weights"], result["uninterrupted"]["weights"], 0.0)
