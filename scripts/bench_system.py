@@ -14,6 +14,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from ganrun.precision import cpu_has_bf16_units
+
 DEFINITIONS = {
     "steps_per_s": "adversarial steps (one D update + one G update, batch B each) per second; "
                    "median of timed windows of >= window_s seconds after one compiling call "
@@ -90,12 +92,6 @@ def matmul_peak(size: int = 4096, repeats: int = 5) -> dict:
             "size": size}
 
 
-def bf16_supported() -> bool:
-    """Whether the CPU has bfloat16 arithmetic oneDNN uses (AVX-512 BF16 or AMX)."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    return "avx512_bf16" in info or "amx_bf16" in info
-
-
 def conv_peak(batch: int = 64, side: int = 32, channels: int = 256, kernel: int = 3,
               repeats: int = 5) -> dict:
     """GFLOP per CPU-second (and per wall second) of a large Conv2D forward (DEFINITIONS
@@ -105,7 +101,7 @@ def conv_peak(batch: int = 64, side: int = 32, channels: int = 256, kernel: int 
     result = {"shape": f"{batch}x{side}x{side}x{channels} * {kernel}x{kernel}x{channels}x"
                        f"{channels}", "gflop": round(flops / 1e9, 1)}
     settings = [("float32", tf.float32, "NHWC"), ("float32_nchw", tf.float32, "NCHW")]
-    if bf16_supported():
+    if cpu_has_bf16_units():
         settings.insert(1, ("bfloat16", tf.bfloat16, "NHWC"))
     for name, dtype, layout in settings:
         shape = (batch, side, side, channels) if layout == "NHWC" else (batch, channels, side,

@@ -120,11 +120,13 @@ class ScheduleFit:
         """Re-fit the ends after a call that finished at `step`; returns the end set, or None
         while there is no pace yet."""
         elapsed = self.budget.elapsed()
-        if self.origin is None or step <= self.origin[0] or elapsed <= self.origin[1]:
-            if self.origin is None:
-                self.origin = (step, elapsed)
+        if self.origin is None:
+            self.origin = (step, elapsed)
             return None
-        pace = (step - self.origin[0]) / (elapsed - self.origin[1])
+        done, spent = step - self.origin[0], elapsed - self.origin[1]
+        if done <= 0 or spent <= 0:
+            return None
+        pace = done / spent
         left = max(self.budget.seconds - elapsed, 0.0)
         end = int(min(self.limit, max(step, round(step + pace * left))))
         for variable in self.ends:
