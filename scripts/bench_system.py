@@ -14,7 +14,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from ganrun.precision import cpu_has_bf16_units
+from ganrun.cpu import flags as cpu_flags
+from ganrun.cpu import has_bf16_units
 
 DEFINITIONS = {
     "steps_per_s": "adversarial steps (one D update + one G update, batch B each) per second; "
@@ -58,10 +59,12 @@ def machine() -> dict:
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     names = [line.split(":", 1)[1].strip() for line in info.splitlines()
              if line.startswith("model name")]
-    cpu, flags = (names[0] if names else platform.processor() or "unknown"), info
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+    flags = cpu_flags()
+    return {"cpu": names[0] if names else platform.processor() or "unknown",
+            "cores": os.cpu_count(), "python": platform.python_version(),
             "tensorflow": tf.__version__, "gpus": len(tf.config.list_physical_devices("GPU")),
-            "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags,
+            "avx512f": "avx512f" in flags, "avx512_bf16": "avx512_bf16" in flags,
+            "amx_bf16": "amx_bf16" in flags,
             "load_average_start": os.getloadavg(),
             "data": "mnist" if mnist_available() else "fake (60k)"}
 
@@ -101,7 +104,7 @@ def conv_peak(batch: int = 64, side: int = 32, channels: int = 256, kernel: int 
     result = {"shape": f"{batch}x{side}x{side}x{channels} * {kernel}x{kernel}x{channels}x"
                        f"{channels}", "gflop": round(flops / 1e9, 1)}
     settings = [("float32", tf.float32, "NHWC"), ("float32_nchw", tf.float32, "NCHW")]
-    if cpu_has_bf16_units():
+    if has_bf16_units():
         settings.insert(1, ("bfloat16", tf.bfloat16, "NHWC"))
     for name, dtype, layout in settings:
         shape = (batch, side, side, channels) if layout == "NHWC" else (batch, channels, side,

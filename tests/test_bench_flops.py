@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from ganrun.precision import cpu_has_bf16_units
+from ganrun import cpu
 from tests.conftest import ROOT, make_trainer
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -54,7 +54,7 @@ def test_conv_peak_reports_every_setting():
     """Every layout and precision runs (a tiny shape: the figures round to ~0 here)."""
     bench_system = pytest.importorskip("bench_system")
     peak = bench_system.conv_peak(batch=2, side=8, channels=8, repeats=1)
-    settings = {"float32", "float32_nchw"} | ({"bfloat16"} if cpu_has_bf16_units()
+    settings = {"float32", "float32_nchw"} | ({"bfloat16"} if cpu.has_bf16_units()
                                               else set())
     measured = {name for name, value in peak.items() if isinstance(value, dict)}
     # NCHW runs only through oneDNN (off by default on CPUs without AVX-512): else a reason.

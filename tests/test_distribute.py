@@ -136,12 +136,12 @@ def test_mixed_precision_trains_with_float32_outputs(compose, precision):
 
 
 def test_auto_precision_is_bf16_only_on_bf16_hardware(monkeypatch):
-    from ganrun import precision
+    from ganrun import cpu, precision
     from ganrun.trainers.options import TrainOptions
 
-    assert precision.cpu_has_bf16_units("flags : fpu avx2 avx512f avx512_bf16 sse4_2")
-    assert precision.cpu_has_bf16_units("flags : fpu avx2 amx_bf16 amx_tile")
-    assert not precision.cpu_has_bf16_units("flags : fpu avx avx2 fma avx512f")
+    assert cpu.has_bf16_units("flags : fpu avx2 avx512f avx512_bf16 sse4_2")
+    assert cpu.has_bf16_units("flags : fpu avx2 amx_bf16 amx_tile")
+    assert not cpu.has_bf16_units("flags : fpu avx avx2 fma avx512f")
     for hardware, expected in ((True, "mixed_bfloat16"), (False, "float32")):
         monkeypatch.setattr(precision, "bf16_hardware", lambda hardware=hardware: hardware)
         assert precision.resolve("auto") == expected
@@ -150,11 +150,11 @@ def test_auto_precision_is_bf16_only_on_bf16_hardware(monkeypatch):
 
 
 def test_auto_precision_follows_this_machine(monkeypatch):
-    from ganrun import precision
+    from ganrun import cpu, precision
 
     precision.bf16_hardware.cache_clear()
     try:
-        expected = precision.cpu_has_bf16_units()  # no GPU here: the CPU's flags decide
+        expected = cpu.has_bf16_units()  # no GPU here: the CPU's flags decide
         assert precision.resolve("auto") == ("mixed_bfloat16" if expected else "float32")
         monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # bf16 maths needs oneDNN on a CPU
         precision.bf16_hardware.cache_clear()

@@ -6,15 +6,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ganrun import build
+from ganrun import build, cpu
 from ganrun.errors import ConfigError
 
 pytestmark = pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")),
                                 reason="auto is XLA everywhere on a GPU")
 
 
-@pytest.mark.parametrize(("model", "xla"), [("mlp", True), ("dcgan", False)])
-def test_auto_uses_xla_on_cpu_only_for_dense_models(compose, model, xla):
+@pytest.mark.parametrize(("model", "cpu_flags", "xla"), [
+    ("mlp", "avx2 avx512f avx512_bf16", True), ("mlp", "avx2", True),
+    ("dcgan", "avx2 avx512f avx512_bf16", False), ("dcgan", "avx2 avx512f", False),
+    ("dcgan", "avx2", True), ("resnet", "avx2", True), ("resnet", "avx2 avx512f", False)])
+def test_auto_uses_xla_on_cpu_for_dense_models_and_without_avx512(compose, monkeypatch, model,
+                                                                   cpu_flags, xla):
+    monkeypatch.setattr(cpu, "_this_machines_flags", lambda: frozenset(cpu_flags.split()))
     cfg = compose(f"model={model}")
     assert build.trainer(cfg, build.data(cfg)).jit_compile is xla
 

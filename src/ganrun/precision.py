@@ -24,10 +24,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from pathlib import Path
 
 import keras
 import tensorflow as tf
+
+from ganrun import cpu
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 CHOICES = ("auto", *PRECISIONS)
@@ -52,16 +53,7 @@ def bf16_hardware() -> bool:
             "compute_capability", (0, 0)) >= (8, 0) for gpu in gpus)
     if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip() == "0":
         return False
-    return cpu_has_bf16_units()
-
-
-def cpu_has_bf16_units(cpuinfo: str | None = None) -> bool:
-    """AVX-512 BF16 or AMX-BF16 in /proc/cpuinfo's flags (False where there is none)."""
-    if cpuinfo is None:
-        path = Path("/proc/cpuinfo")
-        cpuinfo = path.read_text() if path.exists() else ""
-    flags = set(cpuinfo.split())
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return cpu.has_bf16_units()
 
 
 @contextlib.contextmanager

@@ -35,7 +35,8 @@ class TrainOptions:
       batch_size: real and fake examples per discriminator update.
       seed: seeds the models' initial weights, the batch sampler and the latents.
       log_every, sample_every, checkpoint_every: host-side actions, in steps.
-      jit_compile: "auto" (XLA on a GPU, and on CPU for dense-only models), true or false.
+      jit_compile: "auto" (XLA on a GPU; on a CPU for dense-only models, and for every
+        model where the CPU has no AVX-512: ganrun.trainers.policy), true or false.
       steps_per_call: adversarial steps per compiled call (K).
       d_steps: discriminator updates per generator update.
       keep_checkpoints: how many recent checkpoints to keep.

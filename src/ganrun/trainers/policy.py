@@ -9,11 +9,13 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from ganrun import cpu
 from ganrun.errors import ConfigError
 
 # Layers whose XLA CPU code is at least as fast as TF's oneDNN kernels (the dense-only MLP GAN
-# gains at small batches and ties at large ones); convolutions do not (transposed ones are
-# ~30x slower), so `auto` keeps XLA off on CPU for anything else.
+# gains at small batches and ties at large ones). Convolutions depend on the CPU: with
+# AVX-512, oneDNN's kernels beat XLA's (the DCGAN step ran at 0.43x and 0.8x under XLA on two
+# such AMD EPYCs); with AVX2 alone, XLA's won (1.57x). docs/speed.md has the numbers.
 _XLA_FRIENDLY_ON_CPU = (keras.layers.InputLayer, keras.layers.Dense, keras.layers.Flatten,
                         keras.layers.Reshape, keras.layers.Activation, keras.layers.ReLU,
                         keras.layers.LeakyReLU, keras.layers.Dropout)
@@ -29,14 +31,16 @@ _PER_EXAMPLE_LAYERS = (keras.layers.InputLayer, keras.layers.Dense, keras.layers
                        keras.layers.GlobalAveragePooling2D)
 
 
-def resolve_jit_compile(setting: bool | str, models=()) -> bool:
-    """XLA on or off. "auto": on where a GPU is visible; on a CPU only when `models` are
-    given and made of dense layers alone (`_XLA_FRIENDLY_ON_CPU`)."""
+def resolve_jit_compile(setting: bool | str, models=(), cpuinfo: str | None = None) -> bool:
+    """XLA on or off. "auto": on where a GPU is visible; on a CPU when `models` are given and
+    are either made of dense layers alone (`_XLA_FRIENDLY_ON_CPU`) or the CPU has no AVX-512
+    (`cpuinfo`: /proc/cpuinfo's text, this machine's when None)."""
     if setting == "auto":
         if tf.config.list_physical_devices("GPU"):
             return True
-        return bool(models) and all(isinstance(layer, _XLA_FRIENDLY_ON_CPU)
-                                    for model in models for layer in model.layers)
+        dense_only = all(isinstance(layer, _XLA_FRIENDLY_ON_CPU)
+                         for model in models for layer in model.layers)
+        return bool(models) and (dense_only or not cpu.has_avx512(cpuinfo))
     return bool(setting)
 
 
