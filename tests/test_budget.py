@@ -131,7 +131,7 @@ def test_schedule_fit_projects_the_pace_over_the_budget_left():
 
 
 def test_budget_fitted_schedule_reaches_zero_as_the_budget_runs_out(compose, tmp_path,
-                                                                    monkeypatch):
+                                                                    monkeypatch, caplog):
     # Calls of 2 steps; each call is followed by two clock readings of 1 s (the schedule's
     # fit, then the budget check): a pace of 1 step/s, so a 9.5 s budget ends the run at
     # step 10 of 100, and the fitted schedule's rates reach 0 there, not at step 100.
@@ -140,9 +140,12 @@ def test_budget_fitted_schedule_reaches_zero_as_the_budget_runs_out(compose, tmp
                                    "train.lr_schedule=linear", "train.max_time=9.5s",
                                    "train.schedule_end=budget",
                                    "optimizer.generator.learning_rate=1e-3"))
-    metrics = _budgeted_fit(trainer, tmp_path, monkeypatch, 1.0)
+    with caplog.at_level("WARNING", logger="ganrun.fit"):
+        metrics = _budgeted_fit(trainer, tmp_path, monkeypatch, 1.0)
     assert metrics["step"] == 10 and metrics["stopped_by"] == "max_time"
     assert metrics["schedule_end"]["value"] == 10
+    # Under half of train.steps: the user is told that this machine is slow for the preset.
+    assert "budget reaches about step" in caplog.text and "train.steps=100" in caplog.text
     assert float(trainer.g_optimizer.learning_rate.numpy()) == 0.0
     assert float(trainer.d_optimizer.learning_rate.numpy()) == 0.0
 

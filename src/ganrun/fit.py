@@ -249,6 +249,19 @@ def _schedule_ends(trainer: Trainer) -> list[tf.Variable]:
     return list(ends.values())
 
 
+def _log_first_fit(end: int, limit: int) -> None:
+    """The first projection; a warning when the budget reaches under half of train.steps,
+    which is where a preset sized for a faster machine loses most (docs/quality.md)."""
+    if end < limit / 2:
+        log.warning("At this machine's pace the budget reaches about step %d of train.steps=%d, "
+                    "so the linear schedule now ends there (re-fitted after every call); a "
+                    "preset sized for %d steps may score better here with a smaller model or "
+                    "batch (docs/quality.md, 'On a slower CPU').", end, limit, limit)
+    else:
+        log.info("The linear schedule now ends at step %d (this run's pace times the budget "
+                 "left; re-fitted after every call).", end)
+
+
 def _schedule_fit(trainer: Trainer, budget: Budget) -> ScheduleFit | None:
     """train.schedule_end=budget: what moves the linear schedule's end (ganrun.budget)."""
     ends = _schedule_ends(trainer)
@@ -331,8 +344,7 @@ def fit(trainer: Trainer, run_dir: Path, config_text: str = "",
             continue
         if schedule_fit and (end := schedule_fit.update(step)) is not None:
             if fitted is None:
-                log.info("The linear schedule now ends at step %d (this run's pace times the "
-                         "budget left; re-fitted after every call).", end)
+                _log_first_fit(end, options.steps)
             fitted = end
         for accumulator in (window, whole_run):
             accumulator.add(metrics, count, None if first_call else seconds)
