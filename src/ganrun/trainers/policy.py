@@ -31,16 +31,16 @@ _PER_EXAMPLE_LAYERS = (keras.layers.InputLayer, keras.layers.Dense, keras.layers
                        keras.layers.GlobalAveragePooling2D)
 
 
-def resolve_jit_compile(setting: bool | str, models=(), cpuinfo: str | None = None) -> bool:
+def resolve_jit_compile(setting: bool | str, models=()) -> bool:
     """XLA on or off. "auto": on where a GPU is visible; on a CPU when `models` are given and
-    are either made of dense layers alone (`_XLA_FRIENDLY_ON_CPU`) or the CPU has no AVX-512
-    (`cpuinfo`: /proc/cpuinfo's text, this machine's when None)."""
+    are either made of dense layers alone (`_XLA_FRIENDLY_ON_CPU`) or this CPU has no AVX-512
+    (ganrun.cpu)."""
     if setting == "auto":
         if tf.config.list_physical_devices("GPU"):
             return True
         dense_only = all(isinstance(layer, _XLA_FRIENDLY_ON_CPU)
                          for model in models for layer in model.layers)
-        return bool(models) and (dense_only or not cpu.has_avx512(cpuinfo))
+        return bool(models) and (dense_only or not cpu.has_avx512())
     return bool(setting)
 
 
