@@ -67,6 +67,56 @@ def test_hydra_sweep_syntax_becomes_optuna_distributions():
         parse(["x=range(5, 1)"])
 
 
+def test_a_grid_is_every_choice_and_range_step():
+    from hydra_plugins.ganrun_optuna.search_space import SearchSpaceError, grid, parse
+
+    space, _ = parse(["train.batch_size=choice(64, 128)", "model.generator.channels="
+                      "choice([192,96],[256,128])", "n=range(1, 7, 2)", "w=range(0.5, 2.0, 0.5)"])
+    assert grid(space) == {"train.batch_size": [64, 128],
+                           "model.generator.channels": ["[192,96]", "[256,128]"],
+                           "n": [1, 3, 5], "w": [0.5, 1.0, 1.5]}
+    with pytest.raises(SearchSpaceError, match="lr: hydra/sweeper/sampler=grid needs"):
+        grid(parse(["lr=tag(log, interval(1e-4, 1e-3))"])[0])
+
+
+def test_a_failed_grid_point_is_queued_again():
+    """GridSampler counts a failed trial's combination as visited; a resumed grid study runs
+    it again, once, however often it resumes."""
+    import optuna
+
+    from ganrun.study import grid_sampler
+    from hydra_plugins.ganrun_optuna.search_space import grid, parse
+    from hydra_plugins.ganrun_optuna.sweeper import GanrunOptunaSweeper
+
+    space, _ = parse(["batch=choice(64, 128)"])
+    study = optuna.create_study(sampler=grid_sampler(grid(space), seed=0))
+    first, second = study.ask(space), study.ask(space)
+    study.tell(first, 1.0)
+    study.tell(second, state=optuna.trial.TrialState.FAIL)
+    for _ in range(2):  # two resumes
+        GanrunOptunaSweeper._requeue_failed_grid_points(study)
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert len(waiting) == 1
+    assert study.ask(space).params == second.params != first.params
+
+
+@pytest.mark.slow  # 4 short trials: about 30 s
+def test_a_grid_study_runs_each_combination_once(tmp_path):
+    sweep_dir = tmp_path / "grid"
+    result = run_ganrun(
+        "train", "hparams_search=mnist_optuna", *TINY, "objective.metric=loss/g",
+        "train.steps=4", "hydra/sweeper/sampler=grid", "hydra/sweeper/pruner=none",
+        f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.study_name=grid",
+        "hydra.sweeper.n_trials=10", "~hydra.sweeper.params",
+        "+hydra.sweeper.params={loss: 'choice(hinge, nonsaturating)', "
+        "model.latent_dim: 'choice(8, 16)'}", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = _study(sweep_dir, "grid").trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4  # n_trials cut to the grid's 4
+    assert sorted((t.params["loss"], t.params["model.latent_dim"]) for t in trials) == [
+        ("hinge", 8), ("hinge", 16), ("nonsaturating", 8), ("nonsaturating", 16)]
+
+
 @pytest.fixture(scope="module")
 def pruned_study(tmp_path_factory):
     """4 trials, 2 at a time in joblib worker processes, median pruning (see LEARNING_RATES)."""
@@ -237,6 +287,7 @@ def test_study_resumes_after_its_sweep_process_is_killed(tmp_path):
 
 
 @pytest.mark.parametrize("preset", ["mnist_optuna", "mnist_quality", "mnist_dcgan_refine",
+                                    "mnist_dcgan_grid",
                                     "mnist_mlp", "mnist_conditional", "mnist_hinge_sn",
                                     "mnist_wgan_gp"])
 def test_every_parameter_of_a_preset_is_a_config_key(compose, preset):

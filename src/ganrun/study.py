@@ -46,6 +46,20 @@ def open_storage(url: str):
     return url
 
 
+def grid_sampler(search_space: dict[str, list], seed: int | None = None):
+    """Optuna's GridSampler (every combination of `search_space`'s values once, in an order
+    `seed` shuffles) for the sweeper's ask-and-tell loop. Optuna's own calls `study.stop()`
+    after the last combination, which only works inside `study.optimize`; here the sweeper
+    itself runs no more trials than the grid has (hydra/sweeper/sampler=grid)."""
+    import optuna  # noqa: PLC0415
+
+    class AskTellGridSampler(optuna.samplers.GridSampler):
+        def after_trial(self, study, trial, state, values) -> None:
+            pass
+
+    return AskTellGridSampler(search_space, seed=seed)
+
+
 def write_study_file(sweep_dir: Path, storage: str, study_name: str) -> None:
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save({"storage": absolute_url(storage), "study_name": study_name},

@@ -57,7 +57,7 @@ KERAS_OPTIMIZERS = frozenset(f"keras.optimizers.{name}" for name in (
 # Only under `hydra:` (Hydra instantiates these itself, before ganrun's code runs).
 HYDRA_PREFIXES = ("hydra._internal.core_plugins.", "hydra_plugins.", "optuna.samplers.",
                   "optuna.pruners.")
-HYDRA_TARGETS = frozenset({"ganrun.cli.SweepComposed"})
+HYDRA_TARGETS = frozenset({"ganrun.cli.SweepComposed", "ganrun.study.grid_sampler"})
 EXTRA_VARIABLE = "GANRUN_EXTRA_TARGETS"
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 

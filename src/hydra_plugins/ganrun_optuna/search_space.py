@@ -68,6 +68,25 @@ def _distribution(override: Override):
                            "choice(...), range(...) or [tag(log, )]interval(...).")
 
 
+def grid(space: dict[str, Any]) -> dict[str, list]:
+    """The values of each parameter of `space` (name -> Optuna distribution) for Optuna's
+    GridSampler: a choice's values, a range's steps. An interval has no grid."""
+    from optuna.distributions import CategoricalDistribution  # noqa: PLC0415
+
+    values: dict[str, list] = {}
+    for name, distribution in space.items():
+        if isinstance(distribution, CategoricalDistribution):
+            values[name] = list(distribution.choices)
+        elif getattr(distribution, "step", None) and not getattr(distribution, "log", False):
+            count = round((distribution.high - distribution.low) / distribution.step) + 1
+            kind = type(distribution.low)
+            values[name] = [kind(distribution.low + i * distribution.step) for i in range(count)]
+        else:
+            raise SearchSpaceError(f"{name}: hydra/sweeper/sampler=grid needs choice(...) or "
+                                   "range(...) for every parameter; this one is an interval.")
+    return values
+
+
 def parse(arguments: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
     """(name -> Optuna distribution, name -> fixed override) of `arguments`, override
     strings such as `loss=choice(hinge,nonsaturating)` or `train.steps=100`. A later

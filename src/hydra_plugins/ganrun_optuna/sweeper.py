@@ -67,9 +67,10 @@ class GanrunOptunaSweeper(Sweeper):
         self.launcher = Plugins.instance().instantiate_launcher(
             config=config, hydra_context=hydra_context, task_function=task_function)
 
-    def _create_study(self):
+    def _create_study(self, space: dict):
         """The study in `storage` (created or loaded), its zombies marked FAIL, with the
-        configured sampler (seed offset by the trials already there) and pruner."""
+        configured sampler (seed offset by the trials already there; a grid sampler's grid
+        from `space`) and pruner."""
         import optuna  # noqa: PLC0415
 
         from ganrun.study import PRUNER_ATTR, open_storage, write_study_file  # noqa: PLC0415
@@ -92,8 +93,13 @@ class GanrunOptunaSweeper(Sweeper):
             _require_torch()
         existing = len(study.trials)
         seed = self.sampler_config.get("seed")
-        study.sampler = instantiate(self.sampler_config, **(
-            {"seed": int(seed) + existing} if seed is not None else {}))
+        if self._is_grid():
+            # The seed orders the grid, so it stays as it is when the study resumes.
+            study.sampler = instantiate(self.sampler_config, search_space=search_space.grid(space))
+            self._requeue_failed_grid_points(study)
+        else:
+            study.sampler = instantiate(self.sampler_config, **(
+                {"seed": int(seed) + existing} if seed is not None else {}))
         write_study_file(Path(self.config.hydra.sweep.dir), self.storage, self.study_name)
         return study
 
@@ -102,10 +108,13 @@ class GanrunOptunaSweeper(Sweeper):
 
         space, fixed = search_space.parse(
             [f"{key}={value}" for key, value in self.params.items()] + list(arguments))
-        study = self._create_study()
+        study = self._create_study(space)
         finished = len(study.get_trials(deepcopy=False, states=(
             optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))
-        to_go = max(0, self.n_trials - finished)
+        n_trials = self.n_trials
+        if self._is_grid():  # beyond the grid's size, GridSampler repeats combinations
+            n_trials = min(n_trials, math.prod(len(v) for v in search_space.grid(space).values()))
+        to_go = max(0, n_trials - finished)
         log.info("Study %s in %s: %d of %d trials finished, %d trials in storage; running %d "
                  "(sampler %s, pruner %s).", self.study_name, self.storage, finished,
                  self.n_trials, len(study.trials), to_go, type(study.sampler).__name__,
@@ -115,6 +124,25 @@ class GanrunOptunaSweeper(Sweeper):
             self._run_batch(study, trials, fixed)
             to_go -= len(trials)
         self._log_best(study)
+
+    def _is_grid(self) -> bool:
+        return self.sampler_config.get("_target_") == "ganrun.study.grid_sampler"
+
+    @staticmethod
+    def _requeue_failed_grid_points(study) -> None:
+        """Queue again the grid's combinations whose every trial failed (e.g. the sweep was
+        killed): GridSampler counts a failed trial as visited and would not run them."""
+        from optuna.trial import TrialState  # noqa: PLC0415
+
+        trials = study.get_trials(deepcopy=False)
+        done = [t.params or t.system_attrs.get("fixed_params") for t in trials if t.state in (
+            TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING, TrialState.RUNNING)]
+        for trial in trials:
+            if trial.state == TrialState.FAIL and trial.params and trial.params not in done:
+                log.info("Grid point %s failed in trial %d; queued again.", trial.params,
+                         trial.number)
+                study.enqueue_trial(trial.params)
+                done.append(trial.params)
 
     def _run_batch(self, study, trials: list, fixed: dict[str, str]) -> None:
         first = trials[0].number
