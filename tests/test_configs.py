@@ -42,7 +42,7 @@ def test_the_default_experiment_is_the_budgeted_conditional_dcgan_on_mnist(compo
     assert cfg.model.conditional == "auto"
     assert cfg.loss._target_.endswith("hinge")
     assert cfg.train.max_time == "9m" and cfg.train.ema_decay == pytest.approx(0.9998)
-    assert cfg.train.ema_rampup == pytest.approx(0.1) and cfg.train.batch_size == 128
+    assert cfg.train.ema_rampup == pytest.approx(0.1) and cfg.train.batch_size == 96
     assert cfg.train.schedule_end == "budget"
     assert cfg.train.steps == 4000 and cfg.train.lr_schedule == "linear"
     assert cfg.train.precision == "auto"  # bf16 only where the hardware has bf16 units
@@ -54,7 +54,7 @@ IMAGE_MODELS = [m for m in group_options("model") if m not in TEXT_OPTIONS]
 @pytest.mark.parametrize("model", IMAGE_MODELS)
 def test_every_image_model_builds_under_the_default_experiment(compose, model):
     # `ganrun train model=mlp` keeps the default experiment: the preset may set only keys
-    # every image model has, so its width lives in model/dcgan_wide.yaml, not in the preset.
+    # every image model has, so its width lives in model/dcgan_mid.yaml, not in the preset.
     from ganrun import build
 
     cfg = compose("experiment=mnist_dcgan", f"model={model}")
@@ -69,7 +69,14 @@ def test_dcgan_wide_is_dcgan_with_a_twice_as_wide_generator(compose):
     widened = [2 * c for c in dcgan.model.generator.channels]
     assert list(wide.model.generator.channels) == widened
     assert list(wide.model.discriminator.channels) == list(dcgan.model.discriminator.channels)
-    assert compose(tiny=False).model.generator.channels == widened  # the default's model
+
+
+def test_the_default_model_is_dcgan_with_a_generator_one_and_a_half_times_as_wide(compose):
+    mid, dcgan = compose("model=dcgan_mid", tiny=False), compose("model=dcgan", tiny=False)
+    widened = [3 * c // 2 for c in dcgan.model.generator.channels]
+    assert list(mid.model.generator.channels) == widened == [192, 96]
+    assert list(mid.model.discriminator.channels) == list(dcgan.model.discriminator.channels)
+    assert list(compose(tiny=False).model.generator.channels) == widened  # the default's model
 
 
 def test_a_conditional_auto_model_is_unconditional_on_unlabelled_data(compose):

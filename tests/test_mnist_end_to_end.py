@@ -24,8 +24,8 @@ def test_default_experiment_learns_on_mnist(tmp_path):
     # train.steps; the EMA's ramp-up makes the average usable this early: at step 1,000 the
     # periodic FID was 1,063 without it in a half-scale default run, 67 and 83 with it in
     # two study trials, and this test's 1,000-step version scored 32.6; docs/quality.md).
-    # 500 steps, not 1,000: the wide default trained 1.6-1.8 steps/s in float32 (XLA, 2 cores
-    # shared with another test), so 1,000 steps took 589 s.
+    # 500 steps, not 1,000: the twice-as-wide G (the default then) trained 1.6-1.8 steps/s in
+    # float32 (XLA, 2 cores shared with another test), so 1,000 steps took 589 s.
     # No budget: the preset's 9 minutes would end the run first on a slow CPU.
     result = run_ganrun("train", "train.steps=500", "train.max_time=null", "train.log_every=50",
                         "train.sample_every=500", "train.checkpoint_every=500",
