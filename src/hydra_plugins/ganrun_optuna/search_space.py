@@ -70,7 +70,8 @@ def _distribution(override: Override):
 
 def grid(space: dict[str, Any]) -> dict[str, list]:
     """The values of each parameter of `space` (name -> Optuna distribution) for Optuna's
-    GridSampler: a choice's values, a range's steps. An interval has no grid."""
+    GridSampler: a choice's values, the steps of a range or an int interval. A float or log
+    interval has no grid."""
     from optuna.distributions import CategoricalDistribution  # noqa: PLC0415
 
     values: dict[str, list] = {}
@@ -83,7 +84,8 @@ def grid(space: dict[str, Any]) -> dict[str, list]:
             values[name] = [kind(distribution.low + i * distribution.step) for i in range(count)]
         else:
             raise SearchSpaceError(f"{name}: hydra/sweeper/sampler=grid needs choice(...) or "
-                                   "range(...) for every parameter; this one is an interval.")
+                                   "range(...) for every parameter; this one is a float or "
+                                   "log interval.")
     return values
 
 

@@ -67,10 +67,10 @@ class GanrunOptunaSweeper(Sweeper):
         self.launcher = Plugins.instance().instantiate_launcher(
             config=config, hydra_context=hydra_context, task_function=task_function)
 
-    def _create_study(self, space: dict):
+    def _create_study(self, grid: dict | None):
         """The study in `storage` (created or loaded), its zombies marked FAIL, with the
-        configured sampler (seed offset by the trials already there; a grid sampler's grid
-        from `space`) and pruner."""
+        configured sampler (seed offset by the trials already there; for the grid sampler,
+        `grid`: name -> values) and pruner."""
         import optuna  # noqa: PLC0415
 
         from ganrun.study import PRUNER_ATTR, open_storage, write_study_file  # noqa: PLC0415
@@ -93,9 +93,9 @@ class GanrunOptunaSweeper(Sweeper):
             _require_torch()
         existing = len(study.trials)
         seed = self.sampler_config.get("seed")
-        if self._is_grid():
+        if grid is not None:
             # The seed orders the grid, so it stays as it is when the study resumes.
-            study.sampler = instantiate(self.sampler_config, search_space=search_space.grid(space))
+            study.sampler = instantiate(self.sampler_config, search_space=grid)
             self._requeue_failed_grid_points(study)
         else:
             study.sampler = instantiate(self.sampler_config, **(
@@ -108,16 +108,17 @@ class GanrunOptunaSweeper(Sweeper):
 
         space, fixed = search_space.parse(
             [f"{key}={value}" for key, value in self.params.items()] + list(arguments))
-        study = self._create_study(space)
+        grid = search_space.grid(space) if self._is_grid() else None
+        study = self._create_study(grid)
         finished = len(study.get_trials(deepcopy=False, states=(
             optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))
         n_trials = self.n_trials
-        if self._is_grid():  # beyond the grid's size, GridSampler repeats combinations
-            n_trials = min(n_trials, math.prod(len(v) for v in search_space.grid(space).values()))
+        if grid is not None:  # beyond the grid's size, GridSampler repeats combinations
+            n_trials = min(n_trials, math.prod(len(values) for values in grid.values()))
         to_go = max(0, n_trials - finished)
         log.info("Study %s in %s: %d of %d trials finished, %d trials in storage; running %d "
                  "(sampler %s, pruner %s).", self.study_name, self.storage, finished,
-                 self.n_trials, len(study.trials), to_go, type(study.sampler).__name__,
+                 n_trials, len(study.trials), to_go, type(study.sampler).__name__,
                  type(study.pruner).__name__)
         while to_go > 0:
             trials = [study.ask(space) for _ in range(min(self.n_jobs, to_go))]
